@@ -1,0 +1,167 @@
+// Package testbed starts the real components platback's tests run against
+// (MinIO, and through sub-packages Vault and Docker resources) on 127.0.0.1,
+// and finds the pinned tools that scripts/tools.sh installs.
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Label marks every Docker resource a test creates, so a crashed run can be
+// swept up by the next one.
+const Label = "io.platback.test"
+
+// Root returns the module root: the nearest directory above the working
+// directory that holds go.mod.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("testbed: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// ToolPath returns the path of a pinned tool (restic, minio, vault, bao):
+// $PLATBACK_TOOLS/<name> when that variable is set, else <root>/.tools/bin/<name>.
+func ToolPath(name string) (string, error) {
+	dir := os.Getenv("PLATBACK_TOOLS")
+	if dir == "" {
+		root, err := Root()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, ".tools", "bin")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("testbed: pinned tool %q not found at %s: run scripts/tools.sh (make test does it for you)", name, p)
+	}
+	return p, nil
+}
+
+// Tool is ToolPath for tests: it fails the test when the tool is missing.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := ToolPath(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("testbed: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a server started for a test.
+type Process struct {
+	Cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *os.File
+}
+
+// StartProcess starts bin with args and extra env, logging its output to a
+// file in a temp dir (shown when the test fails). It is stopped by Stop, which
+// t.Cleanup calls too.
+func StartProcess(tb testing.TB, bin string, args []string, env []string) *Process {
+	tb.Helper()
+	logf, err := os.CreateTemp(tb.TempDir(), filepath.Base(bin)+"-*.log")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so Stop reaches any child it forks.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("testbed: start %s: %v", bin, err)
+	}
+	p := &Process{Cmd: cmd, done: make(chan struct{}), log: logf}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	tb.Cleanup(func() {
+		p.Stop()
+		if tb.Failed() {
+			out, _ := os.ReadFile(logf.Name())
+			if len(out) > 4000 {
+				out = out[len(out)-4000:]
+			}
+			tb.Logf("%s output (tail):\n%s", filepath.Base(bin), out)
+		}
+	})
+	return p
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM to the process group, then SIGKILL after 10 s.
+func (p *Process) Stop() {
+	if p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// WaitHTTP polls url until ready(status) is true, the process exits or the
+// timeout passes.
+func (p *Process) WaitHTTP(url string, timeout time.Duration, ready func(status int) bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if ready(resp.StatusCode) {
+				return nil
+			}
+		}
+		if p.Exited() {
+			return fmt.Errorf("testbed: %s exited before %s was ready: %v", filepath.Base(p.Cmd.Path), url, p.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testbed: %s not ready after %s", url, timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
