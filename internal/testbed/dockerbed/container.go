@@ -1,0 +1,150 @@
+package dockerbed
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/moby/moby/client"
+)
+
+// ContainerSpec describes a container of the helper image.
+type ContainerSpec struct {
+	Name        string            // default: a unique "pbtest-…" name
+	Labels      map[string]string // the owner label is added
+	Env         []string
+	Hostname    string
+	NetworkMode string // "host", "none"…; default: the engine's default
+	Mounts      []mount.Mount
+	Tmpfs       map[string]string
+	Cmd         []string // default: pbhelper sleep
+	NoStart     bool     // create only
+}
+
+// Run creates (and unless spec.NoStart, starts) a container of the helper
+// image and returns its inspect result. t.Cleanup force-removes it with its
+// anonymous volumes.
+func Run(tb testing.TB, cli *client.Client, spec ContainerSpec) container.InspectResponse {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img := HelperImage(tb, cli)
+	if spec.Name == "" {
+		spec.Name = UniqueName("pbtest-")
+	}
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: spec.Name,
+		Config: &container.Config{
+			Image:    img,
+			Cmd:      spec.Cmd,
+			Env:      spec.Env,
+			Hostname: spec.Hostname,
+			Labels:   Labels(spec.Labels),
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode(spec.NetworkMode),
+			Mounts:      spec.Mounts,
+			Tmpfs:       spec.Tmpfs,
+		},
+	})
+	if err != nil {
+		tb.Fatalf("dockerbed: create container %s: %v", spec.Name, err)
+	}
+	tb.Cleanup(func() { Remove(tb, cli, created.ID) })
+	if !spec.NoStart {
+		if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+			tb.Fatalf("dockerbed: start container %s: %v", spec.Name, err)
+		}
+	}
+	res, err := cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		tb.Fatalf("dockerbed: inspect container %s: %v", spec.Name, err)
+	}
+	return res.Container
+}
+
+// Remove force-removes a container and its anonymous volumes, logging (not
+// failing on) errors: it runs in cleanups.
+func Remove(tb testing.TB, cli *client.Client, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !isNotFound(err) {
+		tb.Logf("dockerbed: remove container %s: %v", id, err)
+	}
+}
+
+// Volume creates a named volume (labels plus the owner label) and removes it
+// in t.Cleanup. Register it before the containers that mount it, so the
+// containers are removed first.
+func Volume(tb testing.TB, cli *client.Client, name string, labels map[string]string) volume.Volume {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: Labels(labels)})
+	if err != nil {
+		tb.Fatalf("dockerbed: create volume %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true})
+		if err != nil && !isNotFound(err) {
+			tb.Logf("dockerbed: remove volume %s: %v", name, err)
+		}
+	})
+	return res.Volume
+}
+
+// ExecResult is what a command run by Exec produced.
+type ExecResult struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// Exec runs cmd in a running container, collects its output in memory
+// (small outputs only) and fails the test on an API error (not on a non-zero
+// exit code).
+func Exec(tb testing.TB, cli *client.Client, id string, cmd ...string) ExecResult {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		tb.Fatalf("dockerbed: exec %q in %s: %v", cmd, id, err)
+	}
+	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		tb.Fatalf("dockerbed: attach exec %q in %s: %v", cmd, id, err)
+	}
+	defer att.Close()
+	var out, errOut bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
+		tb.Fatalf("dockerbed: read exec %q in %s: %v", cmd, id, err)
+	}
+	// The stream ends as the process exits; the exit code may lag a moment.
+	for {
+		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		if err != nil {
+			tb.Fatalf("dockerbed: inspect exec %q in %s: %v", cmd, id, err)
+		}
+		if !ins.Running {
+			return ExecResult{Stdout: out.String(), Stderr: errOut.String(), ExitCode: ins.ExitCode}
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("dockerbed: exec %q in %s still running after its output ended", cmd, id)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Helper returns the command line running pbhelper with ops ("do" mode).
+func Helper(ops ...string) []string {
+	return append([]string{HelperPath, "do"}, ops...)
+}
