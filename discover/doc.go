@@ -1,0 +1,28 @@
+// Package discover finds what a backup sidecar must back up in its own Docker
+// Compose stack — and only there — from stack-back compatible container
+// labels, and returns it as a Plan: plain data that prints as a table or JSON.
+//
+// A Discoverer first finds the sidecar's own container (Self: the container
+// id in /proc/self/mountinfo, else the hostname as an id prefix, else the
+// PLATBACK_CONTAINER / PLATBACK_PROJECT overrides), takes its
+// com.docker.compose.project label as the scope, and reads the labels of the
+// containers of that project only:
+//
+//	stack-back.volumes=true                  back up the container's volumes and bind mounts
+//	stack-back.volumes.include=a,b           only mounts whose source path contains "a" or "b"
+//	stack-back.volumes.exclude=a,b           all mounts except those whose source path contains "a" or "b"
+//	stack-back.volumes.stop-during-backup=true  stop this container while volumes are backed up
+//	stack-back.postgres=true                 dump the database (also mysql=true, mariadb=true)
+//
+// Include and exclude patterns are plain substrings matched against the
+// mount's source as the engine reports it — the host path of a bind mount,
+// /var/lib/docker/volumes/<name>/_data for a named volume — exactly as
+// stack-back matches them, so existing labels keep their meaning. When both
+// are set, include wins (as in stack-back) and a warning says exclude is
+// ignored. Boolean labels accept true/false/1/0 in any case; any other value
+// is reported as a Warning naming the container, label and value.
+//
+// Pure plan building (BuildPlan) is separate from the Docker calls so it can
+// be used and tested without an engine. ExecStream streams a command's
+// stdout out of a container (for database dumps) in constant memory.
+package discover

@@ -1,0 +1,193 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+)
+
+// StderrTailSize is how many bytes of a streamed command's stderr are kept
+// (the last ones).
+const StderrTailSize = 4 << 10
+
+// exitWait bounds how long ExecStream waits, after the output ended, for the
+// engine to report the command as exited.
+const exitWait = 10 * time.Second
+
+// WaitFunc reports how a command run by ExecStream ended. Call it after
+// reading stdout to the end (or closing it): it blocks until the output
+// stream is done. exitCode is -1 when unknown. err is nil only when the
+// command exited 0 and all its output was delivered; it is an *ExitError
+// for a non-zero exit.
+type WaitFunc func() (exitCode int, stderrTail string, err error)
+
+// ExitError is a streamed command's non-zero exit.
+type ExitError struct {
+	Container  string
+	Cmd        []string
+	Code       int
+	StderrTail string
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("discover: %q in container %s exited with status %d", strings.Join(e.Cmd, " "), short(e.Container), e.Code)
+	if tail := strings.TrimSpace(e.StderrTail); tail != "" {
+		msg += ": " + tail
+	}
+	return msg
+}
+
+// ExecStream runs cmd in a running container through the exec API and
+// returns its stdout as a stream, demultiplexed from stderr, in constant
+// memory whatever the size. The last StderrTailSize bytes of stderr are
+// kept for WaitFunc. env adds KEY=VALUE variables to the command's
+// environment (as given: the caller decides what is secret).
+//
+// The stream ends with io.EOF only when the command exited 0; a non-zero
+// exit ends it with an *ExitError, so a consumer that stops at the first
+// error (restic reading a dump from stdin) never takes a failed or
+// truncated dump for a complete one. Cancelling ctx, or closing the stream
+// early, closes the connection; the Engine API cannot kill an exec'd
+// process, which ends when it next writes to its closed output.
+func (d *Discoverer) ExecStream(ctx context.Context, containerID string, cmd, env []string) (io.ReadCloser, WaitFunc, error) {
+	ex, err := d.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{
+		Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("discover: exec %q in container %s: %w", cmd, short(containerID), err)
+	}
+	att, err := d.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("discover: start %q in container %s: %w", cmd, short(containerID), err)
+	}
+
+	pr, pw := io.Pipe()
+	tail := &tailBuffer{max: StderrTailSize}
+	s := &execStream{pr: pr, closeConn: sync.OnceFunc(att.Close), done: make(chan struct{}), code: -1}
+	stopOnCancel := context.AfterFunc(ctx, s.closeConn)
+
+	go func() {
+		defer close(s.done)
+		_, err := stdcopy.StdCopy(pw, tail, att.Reader)
+		stopOnCancel()
+		s.closeConn()
+		switch {
+		case ctx.Err() != nil:
+			err = fmt.Errorf("discover: %q in container %s: %w", cmd, short(containerID), context.Cause(ctx))
+		case errors.Is(err, io.ErrClosedPipe):
+			err = fmt.Errorf("discover: %q in container %s: output closed by the reader before the end", cmd, short(containerID))
+		case err != nil:
+			err = fmt.Errorf("discover: read output of %q in container %s: %w", cmd, short(containerID), err)
+		default:
+			s.code, err = d.execExitCode(ctx, ex.ID)
+			if err == nil && s.code != 0 {
+				err = &ExitError{Container: containerID, Cmd: cmd, Code: s.code, StderrTail: tail.String()}
+			}
+			if err != nil && s.code == 0 {
+				err = fmt.Errorf("discover: %q in container %s: %w", cmd, short(containerID), err)
+			}
+		}
+		s.err = err
+		pw.CloseWithError(err) // nil: the reader gets io.EOF
+	}()
+
+	wait := func() (int, string, error) {
+		<-s.done
+		return s.code, tail.String(), s.err
+	}
+	return s, wait, nil
+}
+
+// execExitCode waits for the engine to report the exec as exited. The
+// output stream ends when the process closes it, which is a moment before
+// the engine records the exit code; a stream cut while the process still
+// runs (a broken connection) is an error.
+func (d *Discoverer) execExitCode(ctx context.Context, execID string) (int, error) {
+	deadline := time.Now().Add(exitWait)
+	delay := 5 * time.Millisecond
+	for {
+		ins, err := d.cli.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+		if err != nil {
+			return -1, fmt.Errorf("inspect exec: %w", err)
+		}
+		if !ins.Running {
+			return ins.ExitCode, nil
+		}
+		if time.Now().After(deadline) {
+			return -1, fmt.Errorf("output ended but the command still runs after %s: the connection to the engine was cut", exitWait)
+		}
+		select {
+		case <-ctx.Done():
+			return -1, context.Cause(ctx)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// execStream is the stdout of an ExecStream command.
+type execStream struct {
+	pr        *io.PipeReader
+	closeConn func()
+	done      chan struct{}
+	code      int
+	err       error
+}
+
+func (s *execStream) Read(p []byte) (int, error) { return s.pr.Read(p) }
+
+// Close stops reading: the connection is closed and Wait reports that the
+// output was not read to the end (unless it already was).
+func (s *execStream) Close() error {
+	s.pr.Close()
+	s.closeConn()
+	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= t.max {
+		t.dropped = t.dropped || len(t.buf) > 0 || len(p) > t.max
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		return n, nil
+	}
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.dropped = true
+		t.buf = t.buf[:copy(t.buf, t.buf[over:])]
+	}
+	return n, nil
+}
+
+// String returns the kept bytes as valid UTF-8, marked "…" when earlier
+// bytes were dropped.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.ToValidUTF8(string(t.buf), "")
+	if t.dropped {
+		// Start at a line boundary when there is one.
+		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+			s = s[i+1:]
+		}
+		return "…" + s
+	}
+	return s
+}

@@ -1,0 +1,191 @@
+package discover
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Backup label names, after Options.LabelPrefix ("stack-back.").
+const (
+	LabelVolumes          = "volumes"
+	LabelVolumesInclude   = "volumes.include"
+	LabelVolumesExclude   = "volumes.exclude"
+	LabelStopDuringBackup = "volumes.stop-during-backup"
+	LabelPostgres         = "postgres"
+	LabelMySQL            = "mysql"
+	LabelMariaDB          = "mariadb"
+)
+
+// engineLabels in stack-back's order of precedence when a container carries
+// more than one.
+var engineLabels = []struct {
+	label string
+	kind  Kind
+}{{LabelMariaDB, KindMariaDB}, {LabelMySQL, KindMySQL}, {LabelPostgres, KindPostgres}}
+
+// labelSet is what a container's backup labels say.
+type labelSet struct {
+	volumes       bool
+	volumesFalse  bool // set and false: a reason to show when skipping
+	stop          bool
+	include       []string
+	exclude       []string
+	engine        Kind
+	engineFalse   []string // engine labels set to false
+	anyBackupable bool     // volumes or engine
+}
+
+// parseBool accepts what compose writes for YAML booleans and what people
+// type: true/false/1/0 in any case, surrounded by spaces or not.
+func parseBool(v string) (value, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1":
+		return true, true
+	case "false", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// parseList splits a comma list, trimming spaces and dropping empty items.
+// (stack-back does not trim; "a, b" there only matches " b". Trimming keeps
+// every label that worked there working here.)
+func parseList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// parseLabels reads the backup labels of one container, returning warnings
+// for values it does not understand.
+func parseLabels(container string, labels map[string]string, prefix string) (labelSet, []Warning) {
+	var ls labelSet
+	var warns []Warning
+	warn := func(key, value, msg string) {
+		warns = append(warns, Warning{Container: container, Label: key, Value: value, Message: msg})
+	}
+	boolLabel := func(name string) (value, set bool) {
+		key := prefix + name
+		v, ok := labels[key]
+		if !ok {
+			return false, false
+		}
+		b, ok := parseBool(v)
+		if !ok {
+			warn(key, v, "not a boolean: use true or false (1/0 and any case work too); the label is ignored")
+			return false, false
+		}
+		return b, true
+	}
+
+	var set bool
+	ls.volumes, set = boolLabel(LabelVolumes)
+	ls.volumesFalse = set && !ls.volumes
+	ls.stop, _ = boolLabel(LabelStopDuringBackup)
+
+	var engines []string
+	for _, e := range engineLabels {
+		on, set := boolLabel(e.label)
+		switch {
+		case on:
+			engines = append(engines, prefix+e.label)
+			if ls.engine == "" {
+				ls.engine = e.kind
+			}
+		case set:
+			ls.engineFalse = append(ls.engineFalse, prefix+e.label)
+		}
+	}
+	if len(engines) > 1 {
+		warn(engines[1], "true", fmt.Sprintf("a container is dumped as one engine: %s wins over %s (stack-back's order mariadb, mysql, postgres); remove the other label",
+			engines[0], strings.Join(engines[1:], ", ")))
+	}
+
+	inc, hasInc := labels[prefix+LabelVolumesInclude]
+	exc, hasExc := labels[prefix+LabelVolumesExclude]
+	ls.include, ls.exclude = parseList(inc), parseList(exc)
+	if hasInc && len(ls.include) == 0 {
+		warn(prefix+LabelVolumesInclude, inc, "empty list: no mount is filtered by it")
+	}
+	if hasExc && len(ls.exclude) == 0 {
+		warn(prefix+LabelVolumesExclude, exc, "empty list: no mount is filtered by it")
+	}
+	if len(ls.include) > 0 && len(ls.exclude) > 0 {
+		warn(prefix+LabelVolumesExclude, exc, "ignored because "+prefix+LabelVolumesInclude+" is set (include wins, as in stack-back)")
+		ls.exclude = nil
+	}
+	if (len(ls.include) > 0 || len(ls.exclude) > 0) && !ls.volumes {
+		key, v := prefix+LabelVolumesInclude, inc
+		if len(ls.include) == 0 {
+			key, v = prefix+LabelVolumesExclude, exc
+		}
+		warn(key, v, "has no effect without "+prefix+LabelVolumes+"=true")
+	}
+	if ls.stop && ls.engine != "" {
+		warn(prefix+LabelStopDuringBackup, labels[prefix+LabelStopDuringBackup],
+			"ignored on a database container (a dump needs it running), as in stack-back")
+		ls.stop = false
+	}
+
+	known := map[string]bool{}
+	for _, n := range []string{LabelVolumes, LabelVolumesInclude, LabelVolumesExclude, LabelStopDuringBackup, LabelPostgres, LabelMySQL, LabelMariaDB} {
+		known[prefix+n] = true
+	}
+	var unknown []string
+	for k := range labels {
+		if strings.HasPrefix(k, prefix) && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		warn(k, labels[k], "unknown label, ignored (known: "+strings.Join(knownNames(prefix), ", ")+")")
+	}
+
+	ls.anyBackupable = ls.volumes || ls.engine != ""
+	return ls, warns
+}
+
+func knownNames(prefix string) []string {
+	return []string{prefix + LabelVolumes, prefix + LabelVolumesInclude, prefix + LabelVolumesExclude,
+		prefix + LabelStopDuringBackup, prefix + LabelPostgres, prefix + LabelMySQL, prefix + LabelMariaDB}
+}
+
+// hasEngineLabel reports whether any database label is present (whatever
+// its value): such containers are inspected for their environment.
+func hasEngineLabel(labels map[string]string, prefix string) bool {
+	for _, e := range engineLabels {
+		if _, ok := labels[prefix+e.label]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// filterMount applies include/exclude to a mount source the way stack-back
+// does: include keeps a mount whose source contains any pattern; exclude
+// drops it. It returns a reason when the mount is filtered out.
+func (ls labelSet) filterMount(source, prefix string) (keep bool, reason string) {
+	if len(ls.include) > 0 {
+		for _, p := range ls.include {
+			if strings.Contains(source, p) {
+				return true, ""
+			}
+		}
+		return false, "source matches none of " + prefix + LabelVolumesInclude + "=" + strconv.Quote(strings.Join(ls.include, ","))
+	}
+	for _, p := range ls.exclude {
+		if strings.Contains(source, p) {
+			return false, "source contains " + strconv.Quote(p) + " from " + prefix + LabelVolumesExclude
+		}
+	}
+	return true, ""
+}
+
+func quote(s string) string { return strconv.Quote(s) }
