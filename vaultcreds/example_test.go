@@ -1,0 +1,72 @@
+package vaultcreds_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/platback/platback/vaultcreds"
+)
+
+// The sidecar's wiring: Vault when VAULT_* are set, plain variables
+// otherwise; fresh credentials for each run, passed to restic through its
+// environment only; the token revoked at shutdown.
+func Example() {
+	src, err := vaultcreds.SourceFromEnv(os.Getenv, vaultcreds.WithLogger(slog.Default()))
+	if err != nil {
+		log.Fatal(err) // names the variable to fix, e.g. an empty VAULT_SECRET_ID_FILE
+	}
+	defer src.Close(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	creds, err := src.Credentials(ctx)
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, vaultcreds.ErrInvalidSecretID), ErrUnavailable, …
+	}
+	slog.Info("credentials ready", "creds", creds) // values are redacted
+
+	cmd := exec.CommandContext(ctx, "restic", "snapshots")
+	cmd.Env = append(os.Environ(), creds.Environ()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Println(creds.Redact(string(out)))
+	}
+}
+
+// Credentials print their variable names only.
+func ExampleCredentials() {
+	creds := vaultcreds.NewCredentials(map[string]string{
+		"RESTIC_PASSWORD":   "correct horse battery staple",
+		"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+	})
+	fmt.Println(creds)
+	fmt.Printf("%+v\n", creds)
+	fmt.Println(creds.Redact("Fatal: wrong password correct horse battery staple"))
+	// Output:
+	// Credentials{AWS_ACCESS_KEY_ID=<redacted> RESTIC_PASSWORD=<redacted>}
+	// Credentials{AWS_ACCESS_KEY_ID=<redacted> RESTIC_PASSWORD=<redacted>}
+	// Fatal: wrong password <redacted>
+}
+
+// The Vault configuration as the user's sidecar sets it.
+func ExampleConfigFromEnv() {
+	env := map[string]string{
+		"VAULT_ADDR":        "https://vault.internal:8200",
+		"VAULT_ROLE_ID":     "role-id-from-ansible",
+		"VAULT_SECRET_ID":   "secret-id-from-ansible",
+		"VAULT_SECRET_PATH": "ansible/data/stackback_mattermost",
+	}
+	cfg, err := vaultcreds.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Secret.Mount, cfg.Secret.Path, cfg.Secret.KVVersion)
+	fmt.Println(cfg.Fields)
+	// Output:
+	// ansible stackback_mattermost 2
+	// password=RESTIC_PASSWORD,access_key=AWS_ACCESS_KEY_ID,secret_key=AWS_SECRET_ACCESS_KEY,repository?=RESTIC_REPOSITORY
+}
