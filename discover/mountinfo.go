@@ -13,10 +13,14 @@ import (
 // /var/lib/docker/containers/<id>/, seen in mountinfo's root field.
 var containerPath = regexp.MustCompile(`/containers/([0-9a-f]{64})/`)
 
+// cgroupPath is a container's cgroup under cgroup v1 (/docker/<id>), a last
+// resort when the files above are not mounted.
+var cgroupPath = regexp.MustCompile(`^/docker/([0-9a-f]{64})$`)
+
 // containerIDsFromMountInfo returns the distinct container ids found in the
 // root field of /proc/self/mountinfo lines, those behind /etc/hostname,
 // /etc/hosts and /etc/resolv.conf first (the container's own files; other
-// ids may come from nested setups). It works with any hostname and with
+// ids may come from nested setups), cgroup v1 paths last. It works with any hostname and with
 // network_mode: host, where the hostname is the host's.
 func containerIDsFromMountInfo(r io.Reader) ([]string, error) {
 	type cand struct {
@@ -32,7 +36,12 @@ func containerIDsFromMountInfo(r io.Reader) ([]string, error) {
 		if len(f) < 5 {
 			continue
 		}
-		m := containerPath.FindStringSubmatch(unescapeMountInfo(f[3]))
+		root := unescapeMountInfo(f[3])
+		if m := cgroupPath.FindStringSubmatch(root); m != nil {
+			cands = append(cands, cand{m[1], 4})
+			continue
+		}
+		m := containerPath.FindStringSubmatch(root)
 		if m == nil {
 			continue
 		}
