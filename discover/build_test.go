@@ -47,7 +47,9 @@ func skipFor(p Plan, container, mount string) string {
 	return ""
 }
 
-func selfA() Identity { return Identity{ContainerID: "id-a-backup-1", ContainerName: "a-backup-1", Project: "a", FoundBy: FoundByMountInfo, ProjectFrom: "label"} }
+func selfA() Identity {
+	return Identity{ContainerID: "id-a-backup-1", ContainerName: "a-backup-1", Project: "a", FoundBy: FoundByMountInfo, ProjectFrom: "label"}
+}
 
 func TestBuildPlanScopeIsOwnProject(t *testing.T) {
 	cs := []Container{
