@@ -121,6 +121,9 @@ func (b *builder) add(c Container, self Identity) {
 		}
 	}
 	if ls.volumes {
+		if len(c.Mounts) == 0 {
+			b.skip(c, "", b.prefix+LabelVolumes+"=true but the container has no volume or bind mount")
+		}
 		b.addMounts(c, ls, env)
 	}
 }

@@ -81,6 +81,7 @@ func TestBuildPlanSkipsContainers(t *testing.T) {
 		ctr("a", "plain", nil, vol("a_p", "/p")),
 		ctr("a", "off", map[string]string{lp + "volumes": "false", lp + "mysql": "0"}),
 		ctr("a", "bad", map[string]string{lp + "volumes": "yes"}, vol("a_b", "/b")),
+		ctr("a", "nomount", on),
 	}
 	p := BuildPlan(Options{}, Identity{ContainerID: self.ID, Project: "a"}, cs)
 	assert.Empty(t, p.Targets)
@@ -92,6 +93,7 @@ func TestBuildPlanSkipsContainers(t *testing.T) {
 		{"a-plain-1", "no backup label"},
 		{"a-off-1", "backup turned off: stack-back.volumes, stack-back.mysql set to false"},
 		{"a-bad-1", "no backup label"},
+		{"a-nomount-1", "stack-back.volumes=true but the container has no volume or bind mount"},
 	} {
 		assert.Contains(t, skipFor(p, tc.container, ""), tc.reason, tc.container)
 	}
@@ -99,7 +101,7 @@ func TestBuildPlanSkipsContainers(t *testing.T) {
 	assert.Equal(t, Warning{Container: "a-bad-1", Label: lp + "volumes", Value: "yes",
 		Message: "not a boolean: use true or false (1/0 and any case work too); the label is ignored"}, p.Warnings[0])
 	last := p.Warnings[len(p.Warnings)-1].Message
-	assert.Contains(t, last, `nothing to back up in compose project "a": saw 7 container(s)`)
+	assert.Contains(t, last, `nothing to back up in compose project "a": saw 8 container(s)`)
 	assert.Contains(t, last, "a-run-1: one-off container")
 
 	p = BuildPlan(Options{IncludeStopped: true}, Identity{ContainerID: self.ID, Project: "a"}, cs)

@@ -9,6 +9,7 @@
 //	gensum=N       write the hex SHA-256 of what gen=N writes, and a newline
 //	cat=PATH       copy a file to stdout
 //	echo=TEXT      write TEXT and a newline to stdout
+//	getenv=NAME    write the value of NAME and a newline to stdout
 //	stderr=TEXT    write TEXT and a newline to stderr
 //	stderrgen=N    write N bytes of numbered lines to stderr
 //	write=PATH:TXT create PATH (and its directories) holding TXT
@@ -68,6 +69,8 @@ func run(op string) {
 		f.Close()
 	case "echo":
 		fmt.Println(arg)
+	case "getenv":
+		fmt.Println(os.Getenv(arg))
 	case "stderr":
 		fmt.Fprintln(os.Stderr, arg)
 	case "stderrgen":
