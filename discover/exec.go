@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -34,15 +35,25 @@ type ExitError struct {
 	Cmd        []string
 	Code       int
 	StderrTail string
+	// StartError is the container runtime's reason when the command could
+	// not be started (status 126 or 127, which the engine reports on
+	// stdout).
+	StartError string
 }
 
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("discover: %q in container %s exited with status %d", strings.Join(e.Cmd, " "), short(e.Container), e.Code)
 	if tail := strings.TrimSpace(e.StderrTail); tail != "" {
 		msg += ": " + tail
+	} else if e.StartError != "" {
+		msg += ": " + e.StartError
 	}
 	return msg
 }
+
+// startErrorSize is how much of stdout is kept to explain a command that
+// could not start.
+const startErrorSize = 512
 
 // ExecStream runs cmd in a running container through the exec API and
 // returns its stdout as a stream, demultiplexed from stderr, in constant
@@ -54,8 +65,10 @@ func (e *ExitError) Error() string {
 // exit ends it with an *ExitError, so a consumer that stops at the first
 // error (restic reading a dump from stdin) never takes a failed or
 // truncated dump for a complete one. Cancelling ctx, or closing the stream
-// early, closes the connection; the Engine API cannot kill an exec'd
-// process, which ends when it next writes to its closed output.
+// early, closes the connection and ends the stream at once. The Engine API
+// cannot kill an exec'd process: it runs on in the container until it ends
+// by itself, its output discarded (seen on Docker 20.10), so give
+// long-running commands their own limit.
 func (d *Discoverer) ExecStream(ctx context.Context, containerID string, cmd, env []string) (io.ReadCloser, WaitFunc, error) {
 	ex, err := d.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{
 		Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true,
@@ -70,25 +83,30 @@ func (d *Discoverer) ExecStream(ctx context.Context, containerID string, cmd, en
 
 	pr, pw := io.Pipe()
 	tail := &tailBuffer{max: StderrTailSize}
+	head := &headBuffer{max: startErrorSize}
 	s := &execStream{pr: pr, closeConn: sync.OnceFunc(att.Close), done: make(chan struct{}), code: -1}
 	stopOnCancel := context.AfterFunc(ctx, s.closeConn)
 
 	go func() {
 		defer close(s.done)
-		_, err := stdcopy.StdCopy(pw, tail, att.Reader)
+		_, err := stdcopy.StdCopy(io.MultiWriter(head, pw), tail, att.Reader)
 		stopOnCancel()
 		s.closeConn()
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("discover: %q in container %s: %w", cmd, short(containerID), context.Cause(ctx))
-		case errors.Is(err, io.ErrClosedPipe):
+		case s.closed.Load() || errors.Is(err, io.ErrClosedPipe):
 			err = fmt.Errorf("discover: %q in container %s: output closed by the reader before the end", cmd, short(containerID))
 		case err != nil:
 			err = fmt.Errorf("discover: read output of %q in container %s: %w", cmd, short(containerID), err)
 		default:
 			s.code, err = d.execExitCode(ctx, ex.ID)
 			if err == nil && s.code != 0 {
-				err = &ExitError{Container: containerID, Cmd: cmd, Code: s.code, StderrTail: tail.String()}
+				ee := &ExitError{Container: containerID, Cmd: cmd, Code: s.code, StderrTail: tail.String()}
+				if (s.code == 126 || s.code == 127) && strings.Contains(head.String(), "exec failed") {
+					ee.StartError = strings.TrimSpace(head.String())
+				}
+				err = ee
 			}
 			if err != nil && s.code == 0 {
 				err = fmt.Errorf("discover: %q in container %s: %w", cmd, short(containerID), err)
@@ -134,6 +152,7 @@ func (d *Discoverer) execExitCode(ctx context.Context, execID string) (int, erro
 
 // execStream is the stdout of an ExecStream command.
 type execStream struct {
+	closed    atomic.Bool
 	pr        *io.PipeReader
 	closeConn func()
 	done      chan struct{}
@@ -146,6 +165,7 @@ func (s *execStream) Read(p []byte) (int, error) { return s.pr.Read(p) }
 // Close stops reading: the connection is closed and Wait reports that the
 // output was not read to the end (unless it already was).
 func (s *execStream) Close() error {
+	s.closed.Store(true)
 	s.pr.Close()
 	s.closeConn()
 	return nil
@@ -191,3 +211,18 @@ func (t *tailBuffer) String() string {
 	}
 	return s
 }
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	max int
+	buf []byte
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (h *headBuffer) String() string { return strings.ToValidUTF8(string(h.buf), "") }
