@@ -70,12 +70,20 @@ func Tool(tb testing.TB, name string) string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		tb.Fatalf("testbed: free port: %v", err)
 	}
+	return port
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Process is a server started for a test.
@@ -86,33 +94,51 @@ type Process struct {
 	log  *os.File
 }
 
+// Launch starts bin with args and extra env, its output going to logPath.
+// Unlike StartProcess it needs no test, so TestMain can share one server
+// between the tests of a package; the caller must Stop it.
+func Launch(bin string, args, env []string, logPath string) (*Process, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so Stop reaches any child it forks; killed with
+	// the test binary so a crashed run leaves no server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("testbed: start %s: %w", bin, err)
+	}
+	p := &Process{Cmd: cmd, done: make(chan struct{}), log: logf}
+	go func() { p.err = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
+
+// LogTail returns the last n bytes of the process output.
+func (p *Process) LogTail(n int) string {
+	out, _ := os.ReadFile(p.log.Name())
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return string(out)
+}
+
 // StartProcess starts bin with args and extra env, logging its output to a
 // file in a temp dir (shown when the test fails). It is stopped by Stop, which
 // t.Cleanup calls too.
 func StartProcess(tb testing.TB, bin string, args []string, env []string) *Process {
 	tb.Helper()
-	logf, err := os.CreateTemp(tb.TempDir(), filepath.Base(bin)+"-*.log")
+	p, err := Launch(bin, args, env, filepath.Join(tb.TempDir(), filepath.Base(bin)+".log"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so Stop reaches any child it forks.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("testbed: start %s: %v", bin, err)
-	}
-	p := &Process{Cmd: cmd, done: make(chan struct{}), log: logf}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
 	tb.Cleanup(func() {
 		p.Stop()
 		if tb.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			if len(out) > 4000 {
-				out = out[len(out)-4000:]
-			}
-			tb.Logf("%s output (tail):\n%s", filepath.Base(bin), out)
+			tb.Logf("%s output (tail):\n%s", filepath.Base(bin), p.LogTail(4000))
 		}
 	})
 	return p

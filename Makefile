@@ -1,0 +1,25 @@
+# platback — see README.md. Every target installs the pinned tools it needs
+# into .tools/bin (git-ignored) first.
+
+.PHONY: demo test test-openbao tools bench vet
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+# The same suite with OpenBao instead of HashiCorp Vault as the Vault server.
+test-openbao:
+	PLATBACK_VAULT=openbao scripts/test.sh
+
+tools:
+	scripts/tools.sh
+
+bench:
+	scripts/tools.sh restic minio
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./backup/
+
+vet:
+	gofmt -l . | (! grep .)
+	go vet ./...

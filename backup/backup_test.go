@@ -1,0 +1,280 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/platback/platback/backup"
+)
+
+// makeTree writes a tree with the awkward cases: empty files and dirs,
+// symlinks (one dangling), unicode names and one large random file.
+func makeTree(t *testing.T, dir string, bigSize int) {
+	t.Helper()
+	write := func(rel string, data []byte) {
+		p := filepath.Join(dir, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, data, 0o640))
+	}
+	write("empty", nil)
+	write("docs/readme.txt", []byte("hello platback\n"))
+	write("über/naïve – 文件 😀.txt", []byte("unicode names\n"))
+	write("deep/a/b/c/d/e.conf", bytes.Repeat([]byte("line\n"), 1000))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "empty-dir"), 0o755))
+	require.NoError(t, os.Symlink("docs/readme.txt", filepath.Join(dir, "link-to-readme")))
+	require.NoError(t, os.Symlink("/nonexistent/target", filepath.Join(dir, "dangling")))
+	big := make([]byte, bigSize)
+	rng := rand.NewChaCha8([32]byte{1, 2, 3})
+	_, _ = rng.Read(big)
+	write("data/big.bin", big)
+}
+
+// treeDigest describes every entry of a tree: type, mode, and content hash
+// or link target.
+func treeDigest(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "link " + target
+		case d.IsDir():
+			out[rel] = fmt.Sprintf("dir %v", info.Mode().Perm())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			out[rel] = fmt.Sprintf("file %v %s", info.Mode().Perm(), hex.EncodeToString(sum[:]))
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return out
+}
+
+// repoURLs are the two repository kinds every round trip runs on.
+func repoURLs(t *testing.T) map[string]string {
+	bucket := newBucketName("roundtrip")
+	s3.MakeBucket(t, bucket)
+	return map[string]string{
+		"local": filepath.Join(t.TempDir(), "repo"),
+		"s3":    s3.RepoURL(bucket, "restic"),
+	}
+}
+
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	for kind, url := range repoURLs(t) {
+		t.Run(kind, func(t *testing.T) {
+			var logs logBuffer
+			r := openRepo(t, url, backup.Options{Env: rootEnv("round-trip-pass"), Tags: []string{"project=test"},
+				ProgressEvery: time.Millisecond, Logger: logs.logger()})
+			_, err := r.EnsureRepo(ctx)
+			require.NoError(t, err)
+
+			src := t.TempDir()
+			makeTree(t, src, 50<<20)
+			first, err := r.Backup(ctx, []string{src}, backup.BackupOptions{Tags: []string{"kind=volume"}})
+			require.NoError(t, err)
+			assert.Len(t, first.SnapshotID, 64)
+			assert.Equal(t, uint64(5), first.FilesNew)
+			assert.Greater(t, first.TotalBytes, uint64(50<<20))
+			assert.Greater(t, first.DataAdded, uint64(50<<20))
+			assert.Contains(t, logs.String(), "backup progress")
+
+			// Unchanged data: restic finds the parent (stable host, same paths).
+			second, err := r.Backup(ctx, []string{src}, backup.BackupOptions{Tags: []string{"kind=volume"}})
+			require.NoError(t, err)
+			assert.Zero(t, second.FilesNew)
+			assert.Zero(t, second.FilesChanged)
+			assert.Equal(t, uint64(5), second.FilesUnmodified)
+			assert.Less(t, second.DataAdded, uint64(1<<20))
+
+			snaps, err := r.Snapshots(ctx, backup.Filter{Host: "test-host", Tags: []string{"project=test", "kind=volume"}})
+			require.NoError(t, err)
+			require.Len(t, snaps, 2)
+			assert.Equal(t, first.SnapshotID, snaps[1].Parent)
+			assert.ElementsMatch(t, []string{"kind=volume", "project=test"}, snaps[1].Tags)
+
+			target := t.TempDir()
+			sum, err := r.Restore(ctx, "latest", target, backup.RestoreOptions{Filter: backup.Filter{Tags: []string{"kind=volume"}}, Verify: true})
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, sum.FilesRestored, uint64(5), "files, dirs and links")
+			assert.Equal(t, treeDigest(t, src), treeDigest(t, filepath.Join(target, src)))
+
+			require.NoError(t, r.Check(ctx, backup.CheckOptions{ReadDataSubset: "10%"}))
+			require.NoError(t, r.Unlock(ctx))
+		})
+	}
+}
+
+func TestBackupPartialIsReported(t *testing.T) {
+	ctx := context.Background()
+	r := openRepo(t, filepath.Join(t.TempDir(), "repo"), backup.Options{Env: map[string]string{"RESTIC_PASSWORD": "pw-partial"}})
+	_, err := r.EnsureRepo(ctx)
+	require.NoError(t, err)
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o600))
+	s, err := r.Backup(ctx, []string{src, filepath.Join(src, "vanished")}, backup.BackupOptions{})
+	require.ErrorIs(t, err, backup.ErrPartialBackup)
+	assert.Contains(t, err.Error(), "vanished")
+	assert.NotEmpty(t, s.SnapshotID, "the partial snapshot exists and is said so")
+}
+
+func TestBackupStream(t *testing.T) {
+	ctx := context.Background()
+	for kind, url := range repoURLs(t) {
+		t.Run(kind, func(t *testing.T) {
+			r := openRepo(t, url, backup.Options{Env: rootEnv("stream-pass")})
+			_, err := r.EnsureRepo(ctx)
+			require.NoError(t, err)
+
+			// A 20 MB "dump" produced by a real command.
+			producer := []string{"sh", "-c", "i=0; while [ $i -lt 200000 ]; do echo \"INSERT INTO t VALUES ($i, 'row $i padding padding padding padding padding padding padding');\"; i=$((i+1)); done"}
+			want, err := exec.Command(producer[0], producer[1:]...).Output()
+			require.NoError(t, err)
+			s, err := r.BackupStream(ctx, "/databases/db/all.sql", producer, backup.BackupOptions{Tags: []string{"kind=postgres"}})
+			require.NoError(t, err)
+			assert.Equal(t, uint64(len(want)), s.TotalBytes)
+
+			var got bytes.Buffer
+			require.NoError(t, r.Dump(ctx, s.SnapshotID, "/databases/db/all.sql", backup.Filter{}, &got))
+			assert.Equal(t, sha256.Sum256(want), sha256.Sum256(got.Bytes()), "dump round trip is byte-identical")
+
+			t.Run("failing producer leaves no snapshot", func(t *testing.T) {
+				before, err := r.Snapshots(ctx, backup.Filter{})
+				require.NoError(t, err)
+				failing := []string{"sh", "-c", "echo 'CREATE TABLE half'; echo 'pg_dumpall: error: connection to server failed: FATAL: role \"x\" does not exist' >&2; exit 2"}
+				_, err = r.BackupStream(ctx, "/databases/db/all.sql", failing, backup.BackupOptions{Tags: []string{"kind=postgres"}})
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), `role "x" does not exist`, "the producer's stderr tail is in the error")
+				assert.Contains(t, err.Error(), "exit status 2")
+				after, err := r.Snapshots(ctx, backup.Filter{})
+				require.NoError(t, err)
+				assert.Equal(t, len(before), len(after), "no snapshot kept from a failed dump")
+			})
+		})
+	}
+}
+
+func TestCancelStopsRestic(t *testing.T) {
+	r := openRepo(t, filepath.Join(t.TempDir(), "repo"), backup.Options{Env: map[string]string{"RESTIC_PASSWORD": "pw-cancel"}, KillAfter: 5 * time.Second})
+	_, err := r.EnsureRepo(context.Background())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	// A producer that never ends: only cancellation stops this backup.
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.BackupStream(ctx, "/endless.bin", []string{"sh", "-c", "while :; do echo data; sleep 0.1; done"}, backup.BackupOptions{})
+		done <- err
+	}()
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, backup.ErrInterrupted)
+		assert.Less(t, time.Since(start), 6*time.Second)
+	case <-time.After(15 * time.Second):
+		t.Fatal("backup did not stop after cancel")
+	}
+	snaps, err := r.Snapshots(context.Background(), backup.Filter{})
+	require.NoError(t, err)
+	assert.Empty(t, snaps, "an interrupted stream leaves no snapshot")
+}
+
+// restic runs the producer of a stream backup as its child, so the producer
+// can read restic's own command line and environment: what every local
+// user could see of it (its arguments) must hold no secret.
+func TestSecretsNotInResticArguments(t *testing.T) {
+	ctx := context.Background()
+	bucket := newBucketName("args")
+	s3.MakeBucket(t, bucket)
+	var logs logBuffer
+	r := openRepo(t, s3.RepoURL(bucket, ""), backup.Options{Env: rootEnv("argument-password-4711"), Logger: logs.logger()})
+	_, err := r.EnsureRepo(ctx)
+	require.NoError(t, err)
+	s, err := r.BackupStream(ctx, "/cmdline", []string{"sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline"}, backup.BackupOptions{})
+	require.NoError(t, err)
+	var cmdline bytes.Buffer
+	require.NoError(t, r.Dump(ctx, s.SnapshotID, "/cmdline", backup.Filter{}, &cmdline))
+	assert.Contains(t, cmdline.String(), "backup --json")
+	assertNoSecrets(t, cmdline.String()+logs.String(), "argument-password-4711", s3.SecretKey, s3.AccessKey)
+}
+
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	r := openRepo(t, filepath.Join(t.TempDir(), "repo"), backup.Options{Env: map[string]string{"RESTIC_PASSWORD": "pw-forget"}})
+	_, err := r.EnsureRepo(ctx)
+	require.NoError(t, err)
+	src := t.TempDir()
+	day := time.Date(2026, 11, 1, 2, 0, 0, 0, time.Local)
+	// Ten daily snapshots of two targets.
+	for i := range 10 {
+		require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte(strings.Repeat("x", i)), 0o600))
+		for _, target := range []string{"service=app", "service=db"} {
+			_, err := r.Backup(ctx, []string{src}, backup.BackupOptions{Tags: []string{target}, Time: day.AddDate(0, 0, i)})
+			require.NoError(t, err)
+		}
+	}
+	count := func(tag string) int {
+		snaps, err := r.Snapshots(ctx, backup.Filter{Tags: []string{tag}})
+		require.NoError(t, err)
+		return len(snaps)
+	}
+
+	t.Run("keep-last 3 per target", func(t *testing.T) {
+		res, err := r.Forget(ctx, backup.Policy{Last: 3}, backup.ForgetOptions{Filter: backup.Filter{Tags: []string{"service=app"}}})
+		require.NoError(t, err)
+		assert.Equal(t, 3, res.Kept)
+		assert.Equal(t, 7, res.Removed)
+		assert.Equal(t, 3, count("service=app"))
+		assert.Equal(t, 10, count("service=db"), "the other target is untouched")
+	})
+	t.Run("keep-within counts from the newest snapshot", func(t *testing.T) {
+		res, err := r.Forget(ctx, backup.Policy{Within: "5d"}, backup.ForgetOptions{Filter: backup.Filter{Tags: []string{"service=db"}}})
+		require.NoError(t, err)
+		assert.Equal(t, 5, res.Kept)
+		assert.Equal(t, 5, count("service=db"))
+	})
+	t.Run("a policy that removes every snapshot of a group is refused", func(t *testing.T) {
+		_, err := r.Forget(ctx, backup.Policy{Tags: []string{"no-snapshot-has-this-tag"}}, backup.ForgetOptions{})
+		require.ErrorIs(t, err, backup.ErrPolicyRemovesAll)
+		assert.Equal(t, 3, count("service=app"), "nothing removed")
+		assert.Equal(t, 5, count("service=db"), "nothing removed")
+	})
+	t.Run("empty policy is refused before restic runs", func(t *testing.T) {
+		_, err := r.Forget(ctx, backup.Policy{}, backup.ForgetOptions{})
+		require.ErrorContains(t, err, "keeps nothing")
+	})
+	require.NoError(t, r.Check(ctx, backup.CheckOptions{}))
+}
+

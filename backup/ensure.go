@@ -1,0 +1,204 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/minio/minio-go/v7"
+)
+
+// EnsureResult says what EnsureRepo found and did.
+type EnsureResult struct {
+	BucketCreated bool     // the S3 bucket was missing and was created
+	Initialized   bool     // the repository was missing and this call initialised it
+	Warnings      []string // dangers found on the way (e.g. a lifecycle rule that expires objects)
+}
+
+// initLockName is the S3 object (inside the repository prefix) that makes
+// init exclusive across hosts; it is removed once init is done.
+const initLockName = "platback-init.lock"
+
+// initLockStale is the age after which an init lock whose owner never
+// removed it (a crashed initialiser) is taken over.
+const initLockStale = 15 * time.Minute
+
+// EnsureRepo makes sure the repository exists and opens with the password.
+//
+// For S3 it first checks the bucket (restic retries for many minutes on a
+// missing bucket), creating it when Options.CreateBucket allows. Then
+// `restic cat config` decides: exit 0, ready; exit 10, initialise; exit 12,
+// ErrWrongPassword; anything else (access denied, network) is returned and
+// the repository is never initialised. Initialisation is exclusive (a local
+// file lock plus, for S3, an object written with a conditional put) and
+// verified by opening the repository again.
+func (r *Repo) EnsureRepo(ctx context.Context) (EnsureResult, error) {
+	var res EnsureResult
+	var s3 *minio.Client
+	if r.loc.Kind == "s3" {
+		c, err := r.s3Client()
+		if err != nil {
+			return res, fmt.Errorf("S3 client for %s: %w", r.loc.Endpoint, err)
+		}
+		bctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+		res.BucketCreated, err = r.ensureBucket(bctx, c)
+		if err == nil {
+			res.Warnings = r.lifecycleWarnings(bctx, c)
+		}
+		cancel()
+		if err != nil {
+			return res, err
+		}
+		for _, w := range res.Warnings {
+			r.log.Error("REPOSITORY AT RISK", "warning", w)
+		}
+		s3 = c
+	}
+	err := r.catConfig(ctx)
+	if err == nil {
+		return res, nil
+	}
+	if !errors.Is(err, ErrRepoNotFound) {
+		return res, r.openError(err)
+	}
+	res.Initialized, err = r.initExclusive(ctx, s3)
+	return res, err
+}
+
+// catConfig opens the repository: nil when it exists and the password fits.
+func (r *Repo) catConfig(ctx context.Context) error {
+	return r.run(ctx, invocation{command: "cat", args: []string{"config"}, json: true,
+		timeout: r.opts.Timeouts.Open, onLine: discard})
+}
+
+func (r *Repo) openError(err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, ErrWrongPassword):
+		hint = "; the repository exists but RESTIC_PASSWORD does not open it: check the password (never re-initialise a repository that holds backups)"
+	case errors.Is(err, ErrInterrupted):
+		hint = "; is the repository endpoint reachable?"
+	case strings.Contains(strings.ToLower(err.Error()), "access denied"):
+		hint = "; the credentials are not allowed to use this repository"
+		err = errors.Join(err, ErrAccessDenied)
+	}
+	return fmt.Errorf("open repository %s: %w%s", redactURL(r.url), err, hint)
+}
+
+// errRepoAppeared: another process initialised the repository while we waited.
+var errRepoAppeared = errors.New("repository appeared")
+
+// initExclusive initialises the repository while holding the init locks,
+// and verifies it opens. It reports whether this call initialised it.
+func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Init)
+	defer cancel()
+
+	unlock, err := r.localInitLock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if s3 != nil {
+		release, err := r.s3InitLock(ctx, s3)
+		if errors.Is(err, errRepoAppeared) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		defer release()
+	}
+	// Someone may have finished an init while we waited for the locks.
+	switch err := r.catConfig(ctx); {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, ErrRepoNotFound):
+		return false, r.openError(err)
+	}
+	if err := r.run(ctx, invocation{command: "init", json: true, timeout: r.opts.Timeouts.Init, onLine: discard}); err != nil {
+		return false, fmt.Errorf("initialise repository %s: %w", redactURL(r.url), err)
+	}
+	if err := r.catConfig(ctx); err != nil {
+		return true, fmt.Errorf("%w: %s: %v", ErrInitRace, redactURL(r.url), err)
+	}
+	r.log.Info("initialised repository", "repository", redactURL(r.url))
+	return true, nil
+}
+
+// localInitLock serialises initialisers on this host with a file lock.
+func (r *Repo) localInitLock(ctx context.Context) (func(), error) {
+	var path string
+	if r.loc.Kind == "local" {
+		parent := filepath.Dir(r.loc.Path)
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", parent, err)
+		}
+		path = filepath.Join(parent, "."+filepath.Base(r.loc.Path)+".platback-init.lock")
+	} else {
+		dir := r.opts.CacheDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		sum := sha256.Sum256([]byte(r.url))
+		path = filepath.Join(dir, "platback-init-"+hex.EncodeToString(sum[:8])+".lock")
+	}
+	l := flock.New(path)
+	ok, err := l.TryLockContext(ctx, 200*time.Millisecond)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("lock %s for init: %w", path, errors.Join(err, ctx.Err()))
+	}
+	return func() { _ = l.Unlock() }, nil
+}
+
+// s3InitLock takes the cross-host init lock: an object written only if it
+// does not exist yet (If-None-Match: *). While another process holds it, it
+// waits until the repository appears (errRepoAppeared), the lock goes away,
+// or the lock is stale.
+func (r *Repo) s3InitLock(ctx context.Context, c *minio.Client) (func(), error) {
+	key := r.loc.key(initLockName)
+	host, _ := os.Hostname()
+	for {
+		body := fmt.Sprintf(`{"host":%q,"pid":%d,"time":%q}`, host, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+		opts := minio.PutObjectOptions{ContentType: "application/json"}
+		opts.SetMatchETagExcept("*")
+		_, err := c.PutObject(ctx, r.loc.Bucket, key, strings.NewReader(body), int64(len(body)), opts)
+		if err == nil {
+			return func() {
+				rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := c.RemoveObject(rctx, r.loc.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+					r.log.Warn("could not remove the init lock", "bucket", r.loc.Bucket, "object", key, "err", r.redact.String(err.Error()))
+				}
+			}, nil
+		}
+		if minio.ToErrorResponse(err).Code != "PreconditionFailed" {
+			return nil, r.bucketError("write init lock in", err)
+		}
+		// Held by someone else.
+		if info, err := c.StatObject(ctx, r.loc.Bucket, key, minio.StatObjectOptions{}); err == nil && time.Since(info.LastModified) > initLockStale {
+			r.log.Warn("taking over a stale init lock", "bucket", r.loc.Bucket, "object", key, "age", time.Since(info.LastModified).Round(time.Second))
+			_ = c.RemoveObject(ctx, r.loc.Bucket, key, minio.RemoveObjectOptions{})
+			continue
+		}
+		if err := r.catConfig(ctx); err == nil {
+			return nil, errRepoAppeared
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waited for another process to initialise %s (lock object %s/%s); if none is running, remove that object",
+				ErrInterrupted, redactURL(r.url), r.loc.Bucket, key)
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package backup
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// userinfo matches the user:password@ part of a URL.
+var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@`)
+
+// redactURL removes user:password@ from every URL in s.
+func redactURL(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
+
+// minSecretLen is the shortest value the redactor replaces: shorter values
+// would mangle ordinary text.
+const minSecretLen = 4
+
+// redactor removes known secret values and URL credentials from text.
+type redactor struct{ secrets []string }
+
+// newRedactor redacts every value of env whose name is not in public.
+func newRedactor(env map[string]string) redactor {
+	var r redactor
+	for name, v := range env {
+		if publicEnv[name] || len(v) < minSecretLen {
+			continue
+		}
+		r.secrets = append(r.secrets, v)
+	}
+	// Longest first, so a secret containing another is removed whole.
+	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
+	return r
+}
+
+// publicEnv are environment names whose values are not secret.
+var publicEnv = map[string]bool{
+	"AWS_DEFAULT_REGION": true, "AWS_REGION": true, "RESTIC_CACHE_DIR": true, "RESTIC_REPOSITORY": true,
+	"RESTIC_HOST": true, "RESTIC_COMPRESSION": true, "RESTIC_PACK_SIZE": true,
+}
+
+func (r redactor) String(s string) string {
+	s = redactURL(s)
+	for _, v := range r.secrets {
+		s = strings.ReplaceAll(s, v, "***")
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// SupportedRestic is the restic major.minor this package is tested with.
+const SupportedRestic = "0.19"
+
+// Options configures a Repo. Zero values are sensible defaults, except Host,
+// which Backup needs.
+type Options struct {
+	// Restic is the restic binary; default "restic" from PATH.
+	Restic string
+	// Env holds the credentials restic needs, kept in memory only:
+	// RESTIC_PASSWORD (or RESTIC_PASSWORD_FILE), AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ...
+	Env map[string]string
+	// Host is the stable --host of new snapshots (not a container id, or every
+	// run re-reads everything because restic finds no parent snapshot).
+	Host string
+	// Tags are added to every snapshot.
+	Tags []string
+	// CacheDir is restic's cache directory; default restic's own.
+	CacheDir string
+	// CreateBucket allows EnsureRepo to create a missing S3 bucket.
+	CreateBucket bool
+	// CACertFile and InsecureTLS configure TLS to an https S3 endpoint, for
+	// restic and the bucket check alike.
+	CACertFile  string
+	InsecureTLS bool
+	// Timeouts bound each kind of restic call.
+	Timeouts Timeouts
+	// RetryLock is how long a locking command waits for a lock held by
+	// someone else (restic --retry-lock); default 5m.
+	RetryLock time.Duration
+	// KillAfter is how long restic gets to stop after SIGINT before it is
+	// killed; default 30s.
+	KillAfter time.Duration
+	// ProgressEvery is how often backup progress is logged; default 30s.
+	ProgressEvery time.Duration
+	// Logger receives progress and warnings; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Timeouts are the deadlines of restic calls. Zero means the default.
+type Timeouts struct {
+	Open     time.Duration // version, cat config, bucket checks; default 2m
+	Init     time.Duration // exclusive init, including waiting for another initialiser; default 10m
+	Backup   time.Duration // default 12h
+	Forget   time.Duration // forget --prune; default 6h
+	Check    time.Duration // default 12h
+	Restore  time.Duration // restore and dump; default 12h
+	Snapshot time.Duration // snapshots, unlock; default 5m
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.Open, 2*time.Minute)
+	def(&t.Init, 10*time.Minute)
+	def(&t.Backup, 12*time.Hour)
+	def(&t.Forget, 6*time.Hour)
+	def(&t.Check, 12*time.Hour)
+	def(&t.Restore, 12*time.Hour)
+	def(&t.Snapshot, 5*time.Minute)
+	return t
+}
+
+// Repo is a restic repository driven through the restic binary.
+type Repo struct {
+	url    string
+	loc    Location
+	opts   Options
+	bin    string
+	log    *slog.Logger
+	redact redactor
+	// Version is the restic version found by Open, e.g. "0.19.1".
+	Version string
+}
+
+// Open checks the repository URL and the restic binary (which must be
+// restic 0.19.x) and returns a Repo. It does not touch the repository: call
+// EnsureRepo for that.
+func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
+	loc, err := ParseLocation(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Restic == "" {
+		opts.Restic = "restic"
+	}
+	bin, err := exec.LookPath(opts.Restic)
+	if err != nil {
+		return nil, fmt.Errorf("restic binary %q not found: %w; install restic %s or set its path", opts.Restic, err, SupportedRestic)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RetryLock == 0 {
+		opts.RetryLock = 5 * time.Minute
+	}
+	if opts.KillAfter <= 0 {
+		opts.KillAfter = 30 * time.Second
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = 30 * time.Second
+	}
+	opts.Timeouts = opts.Timeouts.withDefaults()
+	env := make(map[string]string, len(opts.Env))
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	opts.Env = env
+	if err := checkTags(opts.Tags); err != nil {
+		return nil, err
+	}
+	if env["RESTIC_PASSWORD"] == "" && env["RESTIC_PASSWORD_FILE"] == "" && env["RESTIC_PASSWORD_COMMAND"] == "" {
+		return nil, fmt.Errorf("no repository password: set RESTIC_PASSWORD (or RESTIC_PASSWORD_FILE) in Options.Env")
+	}
+	r := &Repo{url: repoURL, loc: loc, opts: opts, bin: bin, log: opts.Logger, redact: newRedactor(env)}
+	if r.Version, err = r.resticVersion(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Location returns the parsed repository URL.
+func (r *Repo) Location() Location { return r.loc }
+
+var versionRE = regexp.MustCompile(`restic (\d+)\.(\d+)\.(\d+)`)
+
+func (r *Repo) resticVersion(ctx context.Context) (string, error) {
+	var out []byte
+	err := r.run(ctx, invocation{command: "version", timeout: r.opts.Timeouts.Open,
+		onLine: func(b []byte) { out = append(out, b...) }})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r.bin, err)
+	}
+	return checkVersion(string(out))
+}
+
+// checkVersion accepts the output of `restic version` when it is SupportedRestic.x.
+func checkVersion(out string) (string, error) {
+	m := versionRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("%w: cannot read a version from %q; use restic %s.x", ErrUnsupportedRestic, out, SupportedRestic)
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	if fmt.Sprintf("%d.%d", major, minor) != SupportedRestic {
+		return "", fmt.Errorf("%w: found restic %s.%s.%s, platback is tested with restic %s.x; install that version", ErrUnsupportedRestic, m[1], m[2], m[3], SupportedRestic)
+	}
+	return m[1] + "." + m[2] + "." + m[3], nil
+}
+
+// discard is an onLine that ignores output.
+func discard([]byte) {}

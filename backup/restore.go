@@ -1,0 +1,107 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// RestoreOptions select what to restore.
+type RestoreOptions struct {
+	// Filter picks the snapshot when the snapshot id is "latest".
+	Filter Filter
+	// Include restricts the restore to these paths inside the snapshot.
+	Include []string
+	// Verify reads the restored files back and compares them (restic --verify).
+	Verify bool
+}
+
+// RestoreSummary is restic's report of a restore.
+type RestoreSummary struct {
+	TotalFiles    uint64 `json:"total_files"`
+	FilesRestored uint64 `json:"files_restored"`
+	FilesSkipped  uint64 `json:"files_skipped"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	BytesRestored uint64 `json:"bytes_restored"`
+	BytesSkipped  uint64 `json:"bytes_skipped"`
+}
+
+// Restore restores snapshot (an id, or "latest" of o.Filter) into target.
+func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOptions) (RestoreSummary, error) {
+	if target == "" {
+		return RestoreSummary{}, errors.New("restore: no target directory given")
+	}
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return RestoreSummary{}, fmt.Errorf("restore: create target %s: %w", target, err)
+	}
+	args, err := snapshotArgs(snapshot, o.Filter)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
+	args = append(args, "--target", target)
+	for _, p := range o.Include {
+		args = append(args, "--include", p)
+	}
+	if o.Verify {
+		args = append(args, "--verify")
+	}
+	var sum RestoreSummary
+	var restoreErrors []string
+	err = r.run(ctx, invocation{command: "restore", args: args, json: true, locking: true,
+		timeout: r.opts.Timeouts.Restore, onLine: func(b []byte) {
+			var m struct {
+				Type string `json:"message_type"`
+				RestoreSummary
+				Error struct {
+					Message string `json:"message"`
+				} `json:"error"`
+				Item string `json:"item"`
+			}
+			if json.Unmarshal(b, &m) != nil {
+				return
+			}
+			switch m.Type {
+			case "summary":
+				sum = m.RestoreSummary
+			case "error":
+				restoreErrors = append(restoreErrors, r.redact.String(m.Item+": "+m.Error.Message))
+			}
+		}})
+	if err != nil {
+		return sum, fmt.Errorf("restore %s into %s: %w", snapshot, target, err)
+	}
+	if len(restoreErrors) > 0 {
+		return sum, fmt.Errorf("restore %s into %s: %d error(s): %v", snapshot, target, len(restoreErrors), first(restoreErrors, 5))
+	}
+	return sum, nil
+}
+
+// Dump writes one file of a snapshot (e.g. a database dump saved by
+// BackupStream) to w.
+func (r *Repo) Dump(ctx context.Context, snapshot, path string, f Filter, w io.Writer) error {
+	args, err := snapshotArgs(snapshot, f)
+	if err != nil {
+		return err
+	}
+	args = append(args, path)
+	if err := r.run(ctx, invocation{command: "dump", args: args, locking: true,
+		timeout: r.opts.Timeouts.Restore, stdout: w}); err != nil {
+		return fmt.Errorf("dump %s from %s: %w", path, snapshot, err)
+	}
+	return nil
+}
+
+// snapshotArgs turns a snapshot id or "latest" plus a filter into arguments.
+func snapshotArgs(snapshot string, f Filter) ([]string, error) {
+	if snapshot == "" {
+		snapshot = "latest"
+	}
+	filter, err := f.args()
+	if err != nil {
+		return nil, err
+	}
+	return append(filter, snapshot), nil
+}
