@@ -277,4 +277,3 @@ func TestRetention(t *testing.T) {
 	})
 	require.NoError(t, r.Check(ctx, backup.CheckOptions{}))
 }
-
