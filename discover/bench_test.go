@@ -3,12 +3,9 @@ package discover_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/client"
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/testbed/dockerbed"
@@ -73,53 +70,29 @@ func BenchmarkPlan200(b *testing.B) {
 // them takes a while; it only runs with -bench.
 func BenchmarkPlan200Engine(b *testing.B) {
 	cli := dockerbed.Client(b)
-	img := dockerbed.HelperImage(b, cli)
 	project := dockerbed.UniqueName("pbbench")
 	vol := project + "_shared"
 	dockerbed.Volume(b, cli, vol, map[string]string{discover.ComposeProjectLabel: project})
 
-	ids := make([]string, 200)
-	errs := make([]error, 200)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i := range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			svc := fmt.Sprintf("svc%03d", i)
-			l := dockerbed.Labels(map[string]string{
-				discover.ComposeProjectLabel: project, discover.ComposeServiceLabel: svc,
-				discover.ComposeOneoffLabel: "False", discover.ComposeContainerNumberLabel: "1",
-				lp + "volumes": "true",
-			})
-			if i%10 == 3 {
-				l[lp+"postgres"] = "true"
-			}
-			res, err := cli.ContainerCreate(context.Background(), client.ContainerCreateOptions{
-				Name:       project + "-" + svc + "-1",
-				Config:     &container.Config{Image: img, Labels: l, Env: []string{"POSTGRES_PASSWORD=p"}},
-				HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/shared"}}},
-			})
-			ids[i], errs[i] = res.ID, err
-		}()
-	}
-	wg.Wait()
-	b.Cleanup(func() {
-		for _, id := range ids {
-			if id != "" {
-				dockerbed.Remove(b, cli, id)
-			}
+	specs := make([]dockerbed.ContainerSpec, 200)
+	for i := range specs {
+		svc := fmt.Sprintf("svc%03d", i)
+		l := map[string]string{
+			discover.ComposeProjectLabel: project, discover.ComposeServiceLabel: svc,
+			discover.ComposeOneoffLabel: "False", discover.ComposeContainerNumberLabel: "1",
+			lp + "volumes": "true",
 		}
-	})
-	for _, err := range errs {
-		if err != nil {
-			b.Fatal(err)
+		if i%10 == 3 {
+			l[lp+"postgres"] = "true"
+		}
+		specs[i] = dockerbed.ContainerSpec{
+			Name: project + "-" + svc + "-1", Labels: l, Env: []string{"POSTGRES_PASSWORD=p"}, NoStart: true,
+			Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/shared"}},
 		}
 	}
+	dockerbed.RunAll(b, cli, specs...)
 
-	d, err := discover.New(cli, discover.Options{IncludeStopped: true, Self: discover.SelfOptions{Project: project, MountInfoPath: "/nonexistent"}})
+	d, err := discover.New(cli, discover.Options{IncludeStopped: true, Self: discover.SelfOptions{Project: project, MountInfoPath: "/nonexistent", Hostname: "laptop"}})
 	if err != nil {
 		b.Fatal(err)
 	}

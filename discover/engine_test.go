@@ -26,7 +26,9 @@ type stack struct {
 	t       *testing.T
 	cli     *client.Client
 	project string
-	c       map[string]container.InspectResponse // by service
+	c       map[string]container.InspectResponse // by service, after up
+	pending []string                             // services added, not yet up
+	specs   []dockerbed.ContainerSpec
 }
 
 func newStack(t *testing.T, cli *client.Client, prefix string) *stack {
@@ -50,7 +52,8 @@ type svc struct {
 	noStart  bool
 }
 
-func (s *stack) service(name string, o svc) container.InspectResponse {
+// add declares a service; up creates the containers.
+func (s *stack) add(name string, o svc) {
 	l := map[string]string{
 		discover.ComposeProjectLabel:         s.project,
 		discover.ComposeServiceLabel:         name,
@@ -63,12 +66,34 @@ func (s *stack) service(name string, o svc) container.InspectResponse {
 	for k, v := range o.labels {
 		l[k] = v
 	}
-	c := dockerbed.Run(s.t, s.cli, dockerbed.ContainerSpec{
+	s.pending = append(s.pending, name)
+	s.specs = append(s.specs, dockerbed.ContainerSpec{
 		Name: s.project + "-" + name + "-1", Labels: l, Mounts: o.mounts, Env: o.env,
 		Hostname: o.hostname, NetworkMode: o.network, NoStart: o.noStart,
 	})
-	s.c[name] = c
-	return c
+}
+
+// service adds one service and starts it at once.
+func (s *stack) service(name string, o svc) container.InspectResponse {
+	s.add(name, o)
+	up(s)
+	return s.c[name]
+}
+
+// up starts the added services of all stacks together.
+func up(stacks ...*stack) {
+	var specs []dockerbed.ContainerSpec
+	for _, s := range stacks {
+		specs = append(specs, s.specs...)
+	}
+	cs := dockerbed.RunAll(stacks[0].t, stacks[0].cli, specs...)
+	for _, s := range stacks {
+		for i, name := range s.pending {
+			s.c[name] = cs[i]
+		}
+		cs = cs[len(s.pending):]
+		s.pending, s.specs = nil, nil
+	}
 }
 
 func vol(source, target string) mount.Mount {
@@ -126,37 +151,40 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
 		sock = []mount.Mount{bind("/var/run/docker.sock", "/var/run/docker.sock", true)}
 	}
-	sidecarA := a.service("backup", svc{hostname: "custom-backup", mounts: sock,
+	a.add("backup", svc{hostname: "custom-backup", mounts: sock,
 		labels: map[string]string{lp + "volumes": "true"}}) // labels on the sidecar itself must not matter
-	a.service("app", svc{
+	a.add("app", svc{
 		labels: map[string]string{lp + "volumes": "TRUE"},
 		mounts: append([]mount.Mount{vol(data, "/data"), vol(shared, "/shared"), bind(appFiles, "/srv/app", true)}, sock...),
 	})
-	a.service("web", svc{
+	a.add("web", svc{
 		labels: map[string]string{lp + "volumes": "1", lp + "volumes.exclude": "files"},
 		mounts: []mount.Mount{vol(shared, "/var/www/shared"), bind(webFiles, "/files", false), vol(media, "/media")},
 	})
-	a.service("cache", svc{
+	a.add("cache", svc{
 		labels: map[string]string{lp + "volumes": "true", lp + "volumes.include": "keep"},
 		mounts: []mount.Mount{vol(keep, "/keep"), vol(scratch, "/scratch")},
 	})
-	db := a.service("db", svc{
+	a.add("db", svc{
 		labels: map[string]string{lp + "postgres": "true", lp + "volumes": "true"},
 		env:    []string{"POSTGRES_USER=app", "POSTGRES_PASSWORD=s3cret-A", "POSTGRES_DB=appdb"},
 		mounts: []mount.Mount{vol(pgdata, "/var/lib/postgresql/data"), vol(pgconf, "/etc/pgconf")},
 	})
-	a.service("bad", svc{labels: map[string]string{lp + "volumes": "yes", lp + "mysql": "maybe"}})
-	a.service("run", svc{oneoff: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
-	a.service("stopped", svc{noStart: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
-	a.service("worker", svc{labels: map[string]string{lp + "volumes": "true", discover.WorkerLabel: sidecarA.ID}, mounts: []mount.Mount{vol(once, "/once")}})
-	stopme := a.service("stopme", svc{labels: map[string]string{lp + "volumes": "true", lp + "volumes.stop-during-backup": "true"},
+	a.add("bad", svc{labels: map[string]string{lp + "volumes": "yes", lp + "mysql": "maybe"}})
+	a.add("run", svc{oneoff: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
+	a.add("stopped", svc{noStart: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
+	a.add("worker", svc{labels: map[string]string{lp + "volumes": "true", discover.WorkerLabel: "backup"}, mounts: []mount.Mount{vol(once, "/once")}})
+	a.add("stopme", svc{labels: map[string]string{lp + "volumes": "true", lp + "volumes.stop-during-backup": "true"},
 		mounts: []mount.Mount{vol(stopv, "/state")}})
 
 	b := newStack(t, cli, "pbtb")
 	bdata := b.volume("data")
-	sidecarB := b.service("backup", svc{network: "host"})
-	b.service("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(bdata, "/data")}})
-	b.service("db", svc{labels: map[string]string{lp + "postgres": "true"}, env: []string{"POSTGRES_PASSWORD=s3cret-B"}})
+	b.add("backup", svc{network: "host"})
+	b.add("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(bdata, "/data")}})
+	b.add("db", svc{labels: map[string]string{lp + "postgres": "true"}, env: []string{"POSTGRES_PASSWORD=s3cret-B"}})
+
+	up(a, b)
+	sidecarA, sidecarB, db, stopme := a.c["backup"], b.c["backup"], a.c["db"], a.c["stopme"]
 
 	t.Run("sidecar A with a custom hostname sees exactly A", func(t *testing.T) {
 		so := selfOptions(t, cli, sidecarA)
@@ -308,7 +336,7 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		})
 		w := dockerbed.Exec(t, cli, c.ID, dockerbed.Helper("write=/run/secrets/pg:file-secret\n")...)
 		require.Equal(t, 0, w.ExitCode, w.Stderr)
-		d, _ := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: a.project, MountInfoPath: "/nonexistent"}})
+		d, _ := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: a.project, MountInfoPath: "/nonexistent", Hostname: "laptop"}})
 		p, err := d.Plan(ctx)
 		require.NoError(t, err)
 		var target *discover.Target
@@ -333,9 +361,10 @@ func TestPlanOnEngineIsScopedByLabelFilter(t *testing.T) {
 	// B's project name has A's as a prefix: a prefix or substring match
 	// would leak it.
 	b := &stack{t: t, cli: cli, project: a.project + "x", c: map[string]container.InspectResponse{}}
-	a.service("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(a.volume("data"), "/data")}})
-	b.service("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(b.volume("data"), "/data")}})
-	d, err := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: a.project, MountInfoPath: "/nonexistent"}})
+	a.add("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(a.volume("data"), "/data")}})
+	b.add("app", svc{labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(b.volume("data"), "/data")}})
+	up(a, b)
+	d, err := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: a.project, MountInfoPath: "/nonexistent", Hostname: "laptop"}})
 	require.NoError(t, err)
 	p, err := d.Plan(context.Background())
 	require.NoError(t, err)
