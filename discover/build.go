@@ -21,6 +21,7 @@ func BuildPlan(opts Options, self Identity, containers []Container) Plan {
 	opts, err := opts.normalize()
 	b := builder{opts: opts, prefix: opts.LabelPrefix, byKey: map[string]int{}, stopByKey: map[string][]ContainerRef{}, numbers: map[string]string{}}
 	b.plan.Self = self
+	b.plan.Targets = []Target{}
 	if err != nil {
 		b.plan.Warnings = append(b.plan.Warnings, Warning{Message: err.Error()})
 		return b.plan
@@ -259,9 +260,6 @@ func (b *builder) finish(seen int) {
 	slices.SortStableFunc(p.Targets, func(x, y Target) int {
 		return cmp.Or(cmp.Compare(kindOrder(x.Kind), kindOrder(y.Kind)), cmp.Compare(x.Path, y.Path))
 	})
-	if p.Targets == nil {
-		p.Targets = []Target{}
-	}
 	if len(p.Targets) > 0 {
 		return
 	}

@@ -3,16 +3,16 @@
 // labels, and returns it as a Plan: plain data that prints as a table or JSON.
 //
 // A Discoverer first finds the sidecar's own container (Self: the container
-// id in /proc/self/mountinfo, else the hostname as an id prefix, else the
-// PLATBACK_CONTAINER / PLATBACK_PROJECT overrides), takes its
-// com.docker.compose.project label as the scope, and reads the labels of the
-// containers of that project only:
+// named by PLATBACK_CONTAINER if set, else the container id in
+// /proc/self/mountinfo, else the hostname as an id prefix), takes its
+// com.docker.compose.project label (or PLATBACK_PROJECT) as the scope, and
+// reads the labels of the containers of that project only:
 //
-//	stack-back.volumes=true                  back up the container's volumes and bind mounts
-//	stack-back.volumes.include=a,b           only mounts whose source path contains "a" or "b"
-//	stack-back.volumes.exclude=a,b           all mounts except those whose source path contains "a" or "b"
+//	stack-back.volumes=true                     back up the container's volumes and bind mounts
+//	stack-back.volumes.include=a,b              only mounts whose source contains "a" or "b"
+//	stack-back.volumes.exclude=a,b              all mounts but those whose source contains "a" or "b"
 //	stack-back.volumes.stop-during-backup=true  stop this container while volumes are backed up
-//	stack-back.postgres=true                 dump the database (also mysql=true, mariadb=true)
+//	stack-back.postgres=true                    dump the database (also mysql=true, mariadb=true)
 //
 // Include and exclude patterns are plain substrings matched against the
 // mount's source as the engine reports it — the host path of a bind mount,
