@@ -1,7 +1,7 @@
 # platback — see README.md. Every target installs the pinned tools it needs
 # into .tools/bin (git-ignored) first.
 
-.PHONY: demo test test-openbao tools bench vet
+.PHONY: demo test test-openbao tools bench vet image
 
 demo:
 	scripts/demo.sh
@@ -23,3 +23,8 @@ bench:
 vet:
 	gofmt -l . | (! grep .)
 	go vet ./...
+
+# The platback/sidecar image (FROM scratch; nothing is pulled).
+image:
+	scripts/tools.sh restic
+	go run ./image/build-image

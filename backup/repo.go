@@ -45,6 +45,10 @@ type Options struct {
 	KillAfter time.Duration
 	// ProgressEvery is how often backup progress is logged; default 30s.
 	ProgressEvery time.Duration
+	// PassEnv names variables of this process's environment that restic
+	// (and a BackupStream producer it starts) may see, besides PATH, HOME,
+	// TMPDIR, TZ, the TLS and proxy variables, e.g. DOCKER_HOST.
+	PassEnv []string
 	// Logger receives progress and warnings; default slog.Default().
 	Logger *slog.Logger
 }
@@ -136,6 +140,18 @@ func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 
 // Location returns the parsed repository URL.
 func (r *Repo) Location() Location { return r.loc }
+
+// ResticVersion runs `restic version` with the binary bin (a path or a
+// name looked up in PATH) and returns its version when it is one this
+// package supports, else an error wrapping ErrUnsupportedRestic.
+func ResticVersion(ctx context.Context, bin string) (string, error) {
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("restic binary %q not found: %w; install restic %s or set its path", bin, err, SupportedRestic)
+	}
+	r := &Repo{bin: path, log: slog.New(slog.DiscardHandler), opts: Options{KillAfter: 5 * time.Second, Timeouts: Timeouts{}.withDefaults()}}
+	return r.resticVersion(ctx)
+}
 
 var versionRE = regexp.MustCompile(`restic (\d+)\.(\d+)\.(\d+)`)
 

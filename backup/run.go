@@ -115,7 +115,7 @@ func (r *Repo) globalArgs(inv invocation) []string {
 // never in arguments (which every user of the machine can read).
 func (r *Repo) environ() []string {
 	var env []string
-	for _, name := range inheritedEnv {
+	for _, name := range append(inheritedEnv, r.opts.PassEnv...) {
 		if v, ok := os.LookupEnv(name); ok {
 			env = append(env, name+"="+v)
 		}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/moby/moby/client"
+
+	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/runner"
+	"github.com/platback/platback/internal/stopstate"
+	"github.com/platback/platback/vaultcreds"
+)
+
+// app is the wiring every command shares.
+type app struct {
+	cfg    config.Config
+	log    *slog.Logger
+	docker *client.Client
+	disc   *discover.Discoverer
+	runner *runner.Runner
+}
+
+// newApp checks the whole configuration first: a bad variable stops the
+// sidecar at start-up with a message naming it.
+func newApp(ctx context.Context) (*app, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(os.Stderr, cfg)
+	creds, err := vaultcreds.SourceFromEnv(os.Getenv, vaultcreds.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	docker, err := discover.NewClient()
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	disc, err := discover.New(docker, discover.Options{
+		LabelPrefix: cfg.LabelPrefix, Projects: cfg.Projects, ExcludeBinds: cfg.ExcludeBinds,
+		Self: discover.SelfOptions{Project: cfg.Project, Container: cfg.Container},
+	})
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, docker: docker, disc: disc}
+	a.runner = &runner.Runner{
+		Config: cfg, Docker: docker, Discover: disc, Creds: creds, Restic: cfg.Restic, Exe: exe,
+		Stops: stopstate.Open(cfg.CacheDir + "/platback-stopped.json"), Log: log,
+	}
+	return a, nil
+}
+
+// restartLeftovers restarts containers a killed sidecar had stopped.
+func (a *app) restartLeftovers(ctx context.Context) {
+	restarted, err := a.runner.Stops.RestartAll(ctx, a.docker)
+	for _, c := range restarted {
+		a.log.Warn("restarted a container a previous run had stopped", "container", c.Name, "stopped_at", c.StoppedAt)
+	}
+	if err != nil {
+		a.log.Error("could not restart containers a previous run had stopped", "err", err)
+	}
+}
+
+func (a *app) close(ctx context.Context) {
+	if err := a.runner.Creds.Close(ctx); err != nil {
+		a.log.Warn("closing the credentials source", "err", err)
+	}
+	a.docker.Close()
+}
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

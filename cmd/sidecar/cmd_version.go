@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the platback, restic and Go versions",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			restic := os.Getenv("PLATBACK_RESTIC")
+			if restic == "" {
+				restic = "restic"
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, restic, "version").Output()
+			rv := strings.TrimSpace(string(out))
+			if err != nil {
+				rv = fmt.Sprintf("not found (%v)", err)
+			}
+			fmt.Printf("platback %s\n%s\n%s %s/%s\n", version, rv, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,49 @@
+// Command build-image builds the platback/sidecar image from this checkout
+// and the pinned restic (make image). It pulls nothing.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/platback/platback/discover"
+	"github.com/platback/platback/image"
+	"github.com/platback/platback/internal/testbed"
+)
+
+func main() {
+	version := flag.String("version", "dev", "version baked into the binary and used as the image tag")
+	flag.Parse()
+	if err := run(*version); err != nil {
+		fmt.Fprintln(os.Stderr, "build-image:", err)
+		os.Exit(1)
+	}
+}
+
+func run(version string) error {
+	root, err := testbed.Root()
+	if err != nil {
+		return err
+	}
+	restic, err := testbed.ToolPath("restic")
+	if err != nil {
+		return err
+	}
+	cli, err := discover.NewClient()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	tag, err := image.Build(context.Background(), cli, image.Options{Version: version, ModuleRoot: root, Restic: restic})
+	if err != nil {
+		return err
+	}
+	ins, err := cli.ImageInspect(context.Background(), tag)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("built %s and platback/sidecar:%s (%.1f MB)\n", tag, version, float64(ins.Size)/1e6)
+	return nil
+}

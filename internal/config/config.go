@@ -1,0 +1,264 @@
+// Package config reads the sidecar's configuration from environment
+// variables: every variable is declared once in Vars, with its default and
+// documentation (the README table is generated from it), and Load checks them
+// all at start-up, reporting every bad one, not just the first.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/platback/platback/backup"
+	"github.com/platback/platback/discover"
+	"github.com/platback/platback/schedule"
+)
+
+// Var is one environment variable the sidecar reads.
+type Var struct {
+	Name    string
+	Aliases []string // older names (stack-back's) that mean the same
+	Default string
+	Doc     string
+}
+
+// Vars are the sidecar's own variables. Credentials (RESTIC_PASSWORD,
+// AWS_*, VAULT_*) are read by package vaultcreds and listed in VaultVars.
+var Vars = []Var{
+	{Name: "RESTIC_REPOSITORY", Doc: "restic repository URL, e.g. `s3:https://minio.internal/restic-stackback-app-bucket`. May come from Vault instead (field `repository`)."},
+	{Name: "BACKUP_CRON", Aliases: []string{"CRON_SCHEDULE"}, Default: "0 2 * * *", Doc: "when to back up: 5-field cron, `@daily`-style, or `@every 6h`."},
+	{Name: "BACKUP_TZ", Aliases: []string{"TZ"}, Default: "UTC", Doc: "time zone of BACKUP_CRON, e.g. `Europe/Paris`."},
+	{Name: "BACKUP_STAGGER", Default: "0", Doc: "spread stacks sharing a cron: each run is shifted by a stable offset in [0, stagger) derived from the project name, e.g. `20m`."},
+	{Name: "RESTIC_KEEP_WITHIN", Aliases: []string{"KEEP_WITHIN"}, Doc: "retention: keep all snapshots within this duration of the newest (`30d`). Default `30d` when no RESTIC_KEEP_* is set."},
+	{Name: "RESTIC_KEEP_LAST", Aliases: []string{"KEEP_LAST"}, Doc: "retention: keep the last N snapshots of each target."},
+	{Name: "RESTIC_KEEP_HOURLY", Aliases: []string{"KEEP_HOURLY"}, Doc: "retention: keep N hourly snapshots."},
+	{Name: "RESTIC_KEEP_DAILY", Aliases: []string{"KEEP_DAILY"}, Doc: "retention: keep N daily snapshots."},
+	{Name: "RESTIC_KEEP_WEEKLY", Aliases: []string{"KEEP_WEEKLY"}, Doc: "retention: keep N weekly snapshots."},
+	{Name: "RESTIC_KEEP_MONTHLY", Aliases: []string{"KEEP_MONTHLY"}, Doc: "retention: keep N monthly snapshots."},
+	{Name: "RESTIC_KEEP_YEARLY", Aliases: []string{"KEEP_YEARLY"}, Doc: "retention: keep N yearly snapshots."},
+	{Name: "RETENTION_CRON", Doc: "apply retention on this schedule instead of after each successful run."},
+	{Name: "CHECK_AFTER_BACKUP", Default: "false", Doc: "run `restic check` after each run."},
+	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, e.g. `5%`."},
+	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup."},
+	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop."},
+	{Name: "LOG_LEVEL", Default: "info", Doc: "`debug`, `info`, `warn` or `error`."},
+	{Name: "LOG_FORMAT", Default: "text", Doc: "`text` or `json`."},
+	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address of the HTTP endpoint serving `/metrics` and `/healthz`; empty turns it off."},
+	{Name: "HEALTH_MAX_AGE_FACTOR", Default: "2", Doc: "`sidecar health` fails when the last successful run is older than this many schedule intervals."},
+	{Name: "PLATBACK_LABEL_PREFIX", Default: discover.DefaultLabelPrefix, Doc: "prefix of the backup labels."},
+	{Name: "PLATBACK_PROJECT", Doc: "compose project to back up; needed outside a container, overrides detection inside one."},
+	{Name: "PLATBACK_CONTAINER", Doc: "the sidecar's own container id or name, when detection fails."},
+	{Name: "PLATBACK_PROJECTS", Doc: "opt in to backing up several named compose projects (comma list); never all projects."},
+	{Name: "PLATBACK_EXCLUDE_BINDS", Default: "false", Doc: "skip bind mounts, back up named volumes only."},
+	{Name: "PLATBACK_HOST", Doc: "restic `--host` of the snapshots; default the compose project name (stable across container re-creation)."},
+	{Name: "PLATBACK_CACHE_DIR", Default: "/cache", Doc: "restic cache and the sidecar's state file; mount a volume here."},
+	{Name: "PLATBACK_CREATE_BUCKET", Default: "true", Doc: "create a missing S3 bucket (needs credentials allowed to)."},
+	{Name: "PLATBACK_RESTIC", Default: "restic", Doc: "the restic binary (restic 0.19.x); the image ships it."},
+	{Name: "PLATBACK_WORKER_IMAGE", Doc: "image of the short-lived worker containers that read volumes; default the sidecar's own image."},
+}
+
+// Config is the checked configuration.
+type Config struct {
+	Repository    string // may be empty when Vault provides it
+	Schedule      schedule.Spec
+	Policy        backup.Policy
+	RetentionCron string
+	Check         bool
+	CheckSubset   string
+	BackupTimeout time.Duration
+	StopTimeout   time.Duration
+	LogLevel      slog.Level
+	LogFormat     string
+	Listen        string
+	HealthFactor  float64
+	LabelPrefix   string
+	Project       string
+	Container     string
+	Projects      []string
+	ExcludeBinds  bool
+	Host          string
+	CacheDir      string
+	CreateBucket  bool
+	WorkerImage   string
+	Restic        string
+	VaultEnabled  bool
+}
+
+// lookup returns the value of v from its name or, failing that, an alias.
+func lookup(getenv func(string) string, v Var) (string, string) {
+	for _, name := range append([]string{v.Name}, v.Aliases...) {
+		if val := getenv(name); val != "" {
+			return val, name
+		}
+	}
+	return v.Default, v.Name
+}
+
+// Load reads and checks every variable. The error lists every bad one.
+func Load(getenv func(string) string) (Config, error) {
+	vars := map[string]Var{}
+	for _, v := range Vars {
+		vars[v.Name] = v
+	}
+	var errs []error
+	get := func(name string) (string, string) { return lookup(getenv, vars[name]) }
+	str := func(name string) string { v, _ := get(name); return strings.TrimSpace(v) }
+	bad := func(name, value, fix string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fix))
+	}
+	boolean := func(name string) bool {
+		v, used := get(name)
+		b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
+		if err != nil {
+			bad(used, v, "want true or false")
+		}
+		return b
+	}
+	duration := func(name string) time.Duration {
+		v, used := get(name)
+		if v == "0" {
+			return 0
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 0 {
+			bad(used, v, "want a duration such as 30s, 20m or 12h")
+		}
+		return d
+	}
+
+	var c Config
+	c.VaultEnabled = getenv("VAULT_ADDR") != ""
+	c.Repository = str("RESTIC_REPOSITORY")
+	switch {
+	case c.Repository != "":
+		if _, err := backup.ParseLocation(c.Repository); err != nil {
+			bad("RESTIC_REPOSITORY", c.Repository, err.Error())
+		}
+	case !c.VaultEnabled:
+		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
+	}
+
+	cron, cronName := get("BACKUP_CRON")
+	tz, _ := get("BACKUP_TZ")
+	c.Project = str("PLATBACK_PROJECT")
+	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: duration("BACKUP_STAGGER"), Name: c.Project}
+	if c.Schedule.Name == "" {
+		c.Schedule.Name = "platback" // replaced by the discovered project at run time
+	}
+	if err := c.Schedule.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", cronName, err))
+	}
+	if rc := str("RETENTION_CRON"); rc != "" {
+		c.RetentionCron = rc
+		if err := (schedule.Spec{Cron: rc, TZ: c.Schedule.TZ}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("RETENTION_CRON: %w", err))
+		}
+	}
+
+	c.Policy = policy(get, bad)
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+
+	c.Check = boolean("CHECK_AFTER_BACKUP")
+	c.CheckSubset = str("CHECK_READ_DATA_SUBSET")
+	c.BackupTimeout = duration("BACKUP_TIMEOUT")
+	c.StopTimeout = duration("STOP_TIMEOUT")
+
+	level := str("LOG_LEVEL")
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		bad("LOG_LEVEL", level, "want debug, info, warn or error")
+	}
+	c.LogFormat = strings.ToLower(str("LOG_FORMAT"))
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT", c.LogFormat, "want text or json")
+	}
+	c.Listen = str("METRICS_LISTEN")
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			bad("METRICS_LISTEN", c.Listen, "want host:port or :port, e.g. :9095")
+		}
+	}
+	factor := str("HEALTH_MAX_AGE_FACTOR")
+	var err error
+	if c.HealthFactor, err = strconv.ParseFloat(factor, 64); err != nil || c.HealthFactor < 1 {
+		bad("HEALTH_MAX_AGE_FACTOR", factor, "want a number of schedule intervals, 1 or more")
+	}
+
+	c.LabelPrefix = str("PLATBACK_LABEL_PREFIX")
+	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, " =,") {
+		bad("PLATBACK_LABEL_PREFIX", c.LabelPrefix, "want a label prefix such as stack-back.")
+	}
+	c.Container = str("PLATBACK_CONTAINER")
+	if p := str("PLATBACK_PROJECTS"); p != "" {
+		for _, name := range strings.Split(p, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || name == "*" || strings.ContainsAny(name, "*?") {
+				bad("PLATBACK_PROJECTS", p, "want a comma list of compose project names; wildcards are not allowed")
+				break
+			}
+			c.Projects = append(c.Projects, name)
+		}
+	}
+	c.ExcludeBinds = boolean("PLATBACK_EXCLUDE_BINDS")
+	c.Host = str("PLATBACK_HOST")
+	c.CacheDir = str("PLATBACK_CACHE_DIR")
+	if !filepath.IsAbs(c.CacheDir) {
+		bad("PLATBACK_CACHE_DIR", c.CacheDir, "want an absolute path, e.g. /cache")
+	}
+	c.CreateBucket = boolean("PLATBACK_CREATE_BUCKET")
+	c.WorkerImage = str("PLATBACK_WORKER_IMAGE")
+	c.Restic = str("PLATBACK_RESTIC")
+	return c, errors.Join(errs...)
+}
+
+// policy reads RESTIC_KEEP_*; with none set it is backup.DefaultPolicy().
+func policy(get func(string) (string, string), bad func(name, value, fix string)) backup.Policy {
+	var p backup.Policy
+	set := false
+	p.Within, _ = get("RESTIC_KEEP_WITHIN")
+	set = p.Within != ""
+	for name, dst := range map[string]*int{
+		"RESTIC_KEEP_LAST": &p.Last, "RESTIC_KEEP_HOURLY": &p.Hourly, "RESTIC_KEEP_DAILY": &p.Daily,
+		"RESTIC_KEEP_WEEKLY": &p.Weekly, "RESTIC_KEEP_MONTHLY": &p.Monthly, "RESTIC_KEEP_YEARLY": &p.Yearly,
+	} {
+		v, used := get(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			bad(used, v, "want a whole number, 0 or more")
+			continue
+		}
+		*dst = n
+		set = set || n > 0
+	}
+	if !set {
+		return backup.DefaultPolicy()
+	}
+	return p
+}
+
+// MarkdownTable renders Vars as the README's table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n| --- | --- | --- |\n")
+	for _, v := range Vars {
+		name := "`" + v.Name + "`"
+		for _, a := range v.Aliases {
+			name += " (or `" + a + "`)"
+		}
+		def := ""
+		if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, def, v.Doc)
+	}
+	return b.String()
+}

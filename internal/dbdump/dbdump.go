@@ -1,0 +1,79 @@
+// Package dbdump knows the commands that dump and restore each database
+// engine inside its own container: pg_dumpall/psql for postgres,
+// mariadb-dump/mariadb and mysqldump/mysql. Passwords travel in the exec's
+// environment (PGPASSWORD, MYSQL_PWD), never in a command line.
+package dbdump
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/platback/platback/discover"
+)
+
+// Commands returns the dump command and its extra environment.
+func Commands(t discover.Target, c discover.Credentials) (dump, restore []string, env []string, err error) {
+	if t.Database == nil {
+		return nil, nil, nil, fmt.Errorf("target %s is not a database", t.Path)
+	}
+	switch t.Database.Engine {
+	case discover.KindPostgres:
+		user := c.User
+		if user == "" {
+			user = "postgres"
+		}
+		dump = []string{"pg_dumpall", "--username", user}
+		restore = []string{"psql", "--username", user, "--dbname", "postgres", "--quiet", "--set", "ON_ERROR_STOP=0"}
+		if c.Password != "" {
+			env = []string{"PGPASSWORD=" + c.Password}
+		}
+	case discover.KindMariaDB, discover.KindMySQL:
+		user := c.User
+		if user == "" {
+			user = "root"
+		}
+		dumpBin, client := "mariadb-dump", "mariadb"
+		if t.Database.Engine == discover.KindMySQL {
+			dumpBin, client = "mysqldump", "mysql"
+		}
+		dump = []string{dumpBin, "--user=" + user, "--all-databases", "--single-transaction", "--routines", "--events", "--triggers"}
+		restore = []string{client, "--user=" + user}
+		if c.Password != "" {
+			env = []string{"MYSQL_PWD=" + c.Password}
+		}
+	default:
+		return nil, nil, nil, fmt.Errorf("target %s: unknown database engine %q", t.Path, t.Database.Engine)
+	}
+	return dump, restore, env, nil
+}
+
+// Dump streams a database target's dump to w. It fails, having written
+// possibly part of the dump, when the dump command exits non-zero: the
+// caller (restic --stdin-from-command via `sidecar dump`) then keeps nothing.
+func Dump(ctx context.Context, d *discover.Discoverer, t discover.Target, w io.Writer) error {
+	creds, err := d.Credentials(ctx, t)
+	if err != nil {
+		return err
+	}
+	cmd, _, env, err := Commands(t, creds)
+	if err != nil {
+		return err
+	}
+	stream, wait, err := d.ExecStream(ctx, t.Container.ID, cmd, env)
+	if err != nil {
+		return fmt.Errorf("dump %s in %s: %w", t.Database.Engine, t.Container.Name, err)
+	}
+	_, copyErr := io.Copy(w, stream)
+	stream.Close()
+	code, tail, waitErr := wait()
+	switch {
+	case waitErr != nil:
+		return fmt.Errorf("%s in %s: %w", cmd[0], t.Container.Name, waitErr)
+	case code != 0:
+		return fmt.Errorf("%s in %s exited with status %d: %s", cmd[0], t.Container.Name, code, tail)
+	case copyErr != nil:
+		return fmt.Errorf("%s in %s: %w", cmd[0], t.Container.Name, copyErr)
+	}
+	return nil
+}

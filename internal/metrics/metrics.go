@@ -1,0 +1,138 @@
+// Package metrics holds the sidecar's Prometheus metrics: per target and
+// phase (backup, dump, forget, check) the last run and last success times,
+// duration, bytes added, files new and changed, snapshot count and error
+// count, plus build info and the next scheduled run.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Phases of a run.
+const (
+	PhaseBackup = "backup" // a volume
+	PhaseDump   = "dump"   // a database dump
+	PhaseForget = "forget" // retention (forget --prune)
+	PhaseCheck  = "check"
+)
+
+// Metrics are the sidecar's collectors, registered on their own registry.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	lastRun         *prometheus.GaugeVec
+	lastSuccess     *prometheus.GaugeVec
+	duration        *prometheus.GaugeVec
+	bytesAdded      *prometheus.GaugeVec
+	filesNew        *prometheus.GaugeVec
+	filesChanged    *prometheus.GaugeVec
+	snapshots       *prometheus.GaugeVec
+	errors          *prometheus.CounterVec
+	nextRun         prometheus.Gauge
+	skipped         prometheus.Counter
+	runLastSuccess  prometheus.Gauge
+	runLastDuration prometheus.Gauge
+	runOK           prometheus.Gauge
+}
+
+// New registers every metric. project is a constant label.
+func New(project, version, resticVersion string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c := prometheus.Labels{"project": project}
+	labels := []string{"target", "kind", "phase"}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: c}, labels)
+		reg.MustRegister(g)
+		return g
+	}
+	m := &Metrics{
+		Registry:     reg,
+		lastRun:      gauge("platback_last_run_timestamp_seconds", "When the target's phase last ran (Unix time)."),
+		lastSuccess:  gauge("platback_last_success_timestamp_seconds", "When the target's phase last succeeded (Unix time)."),
+		duration:     gauge("platback_last_duration_seconds", "How long the target's phase took the last time."),
+		bytesAdded:   gauge("platback_last_bytes_added", "Bytes the last backup of the target added to the repository (before compression)."),
+		filesNew:     gauge("platback_last_files_new", "Files new in the last backup of the target."),
+		filesChanged: gauge("platback_last_files_changed", "Files changed in the last backup of the target."),
+		snapshots:    gauge("platback_snapshots", "Snapshots of the target in the repository after the last run."),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "platback_errors_total",
+			Help: "Failed runs of the target's phase.", ConstLabels: c}, labels),
+		nextRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_next_run_timestamp_seconds",
+			Help: "When the next scheduled backup starts (Unix time).", ConstLabels: c}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_runs_skipped_total",
+			Help: "Scheduled runs skipped because the previous run was still going.", ConstLabels: c}),
+		runLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_success_timestamp_seconds",
+			Help: "When a whole run last succeeded for every target (Unix time).", ConstLabels: c}),
+		runLastDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_duration_seconds",
+			Help: "How long the last whole run took.", ConstLabels: c}),
+		runOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_ok",
+			Help: "1 when every target of the last run succeeded, else 0.", ConstLabels: c}),
+	}
+	reg.MustRegister(m.errors, m.nextRun, m.skipped, m.runLastSuccess, m.runLastDuration, m.runOK)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
+		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})
+	info.Set(1)
+	reg.MustRegister(info)
+	return m
+}
+
+// Phase records one target's phase.
+type Phase struct {
+	Target, Kind, Phase string
+	Start               time.Time
+	Duration            time.Duration
+	Err                 error
+	BytesAdded          uint64
+	FilesNew            uint64
+	FilesChanged        uint64
+	HasFiles            bool // the phase saved a snapshot (backup, dump)
+}
+
+// Record stores a phase's outcome.
+func (m *Metrics) Record(p Phase) {
+	l := prometheus.Labels{"target": p.Target, "kind": p.Kind, "phase": p.Phase}
+	m.lastRun.With(l).Set(float64(p.Start.Unix()))
+	m.duration.With(l).Set(p.Duration.Seconds())
+	m.errors.With(l) // exists at 0 before the first failure
+	if p.Err != nil {
+		m.errors.With(l).Inc()
+		return
+	}
+	m.lastSuccess.With(l).Set(float64(p.Start.Add(p.Duration).Unix()))
+	if p.HasFiles {
+		m.bytesAdded.With(l).Set(float64(p.BytesAdded))
+		m.filesNew.With(l).Set(float64(p.FilesNew))
+		m.filesChanged.With(l).Set(float64(p.FilesChanged))
+	}
+}
+
+// Snapshots sets the snapshot count of a target.
+func (m *Metrics) Snapshots(target, kind string, n int) {
+	m.snapshots.With(prometheus.Labels{"target": target, "kind": kind, "phase": PhaseBackup}).Set(float64(n))
+}
+
+// Run records a whole run.
+func (m *Metrics) Run(end time.Time, d time.Duration, ok bool) {
+	m.runLastDuration.Set(d.Seconds())
+	if ok {
+		m.runOK.Set(1)
+		m.runLastSuccess.Set(float64(end.Unix()))
+	} else {
+		m.runOK.Set(0)
+	}
+}
+
+// NextRun sets the next scheduled run.
+func (m *Metrics) NextRun(t time.Time) { m.nextRun.Set(float64(t.Unix())) }
+
+// Skipped counts a skipped scheduled run.
+func (m *Metrics) Skipped() { m.skipped.Inc() }
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,414 @@
+// Package runner does one backup run of a compose stack: credentials,
+// repository, plan, each target (volumes through worker containers,
+// databases as streamed dumps), retention, check — and reports every
+// target's outcome, so one failing target never hides the others.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/platback/platback/backup"
+	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/stopstate"
+	"github.com/platback/platback/internal/worker"
+	"github.com/platback/platback/vaultcreds"
+)
+
+// Runner holds what a run needs.
+type Runner struct {
+	Config   config.Config
+	Docker   *client.Client
+	Discover *discover.Discoverer
+	Creds    vaultcreds.Source
+	Restic   string // restic binary for the sidecar's own restic calls
+	Exe      string // this binary: the producer of database dumps (`sidecar dump`)
+	Metrics  *metrics.Metrics
+	Stops    *stopstate.File
+	Log      *slog.Logger
+}
+
+// TargetResult is one target's outcome.
+type TargetResult struct {
+	Path       string        `json:"path"`
+	Service    string        `json:"service"`
+	Kind       string        `json:"kind"`
+	SnapshotID string        `json:"snapshot_id,omitempty"`
+	FilesNew   uint64        `json:"files_new"`
+	Changed    uint64        `json:"files_changed"`
+	BytesAdded uint64        `json:"bytes_added"`
+	Duration   time.Duration `json:"duration"`
+	Err        error         `json:"-"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// Result is a whole run's outcome.
+type Result struct {
+	Start     time.Time      `json:"start"`
+	Duration  time.Duration  `json:"duration"`
+	Projects  []string       `json:"projects"`
+	Targets   []TargetResult `json:"targets"`
+	Retention []string       `json:"retention_errors,omitempty"`
+	Check     string         `json:"check_error,omitempty"`
+	Warnings  []string       `json:"warnings,omitempty"`
+	Err       error          `json:"-"`
+	Error     string         `json:"error,omitempty"`
+}
+
+// OK is true when the run backed up at least one target and everything succeeded.
+func (r Result) OK() bool {
+	if r.Err != nil || len(r.Targets) == 0 || len(r.Retention) > 0 || r.Check != "" {
+		return false
+	}
+	for _, t := range r.Targets {
+		if t.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Session is an opened repository with the plan of one run; commands other
+// than a backup (snapshots, restore, check) use it too.
+type Session struct {
+	Repo  *backup.Repo
+	Plan  discover.Plan
+	Host  string
+	Env   map[string]string // restic's credentials
+	URL   string
+}
+
+// Open fetches the credentials, plans, and opens (and, if ensure, creates)
+// the repository.
+func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, error) {
+	creds, err := rn.Creds.Credentials(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("credentials: %w", err)
+	}
+	url := rn.Config.Repository
+	if url == "" {
+		url = creds.Get("RESTIC_REPOSITORY")
+	}
+	if url == "" {
+		return nil, nil, errors.New("no repository: set RESTIC_REPOSITORY, or the Vault secret's field mapped to RESTIC_REPOSITORY")
+	}
+	plan, err := rn.Discover.Plan(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("discover: %w", err)
+	}
+	host := rn.Config.Host
+	if host == "" {
+		host = strings.Join(plan.Projects, "+")
+	}
+	env := creds.Env()
+	delete(env, "RESTIC_REPOSITORY")
+	repo, err := backup.Open(ctx, url, backup.Options{
+		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir,
+		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log,
+		Timeouts: backup.Timeouts{Backup: rn.Config.BackupTimeout},
+		// The dump producer (`sidecar dump`) talks to the Docker engine.
+		PassEnv: []string{"DOCKER_HOST", "DOCKER_API_VERSION", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "LOG_LEVEL"},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	if ensure {
+		res, err := repo.EnsureRepo(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		warnings = res.Warnings
+	}
+	return &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url}, warnings, nil
+}
+
+// Run does one backup run.
+func (rn *Runner) Run(ctx context.Context) Result {
+	res := Result{Start: time.Now()}
+	defer func() {
+		res.Duration = time.Since(res.Start)
+		if res.Err != nil {
+			res.Error = res.Err.Error()
+		}
+		if rn.Metrics != nil {
+			rn.Metrics.Run(time.Now(), res.Duration, res.OK())
+		}
+		rn.Log.Info("run finished", "ok", res.OK(), "targets", len(res.Targets), "duration", res.Duration.Round(time.Millisecond))
+	}()
+
+	s, warnings, err := rn.Open(ctx, true)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Warnings = warnings
+	res.Projects = s.Plan.Projects
+	for _, w := range s.Plan.Warnings {
+		rn.Log.Warn("plan", "warning", w.String())
+		res.Warnings = append(res.Warnings, w.String())
+	}
+	if s.Plan.Empty() {
+		res.Err = fmt.Errorf("nothing to back up in project(s) %s: no container carries a %svolumes or database label (see `sidecar plan`)",
+			strings.Join(s.Plan.Projects, ","), rn.Config.LabelPrefix)
+		for _, sk := range s.Plan.Skipped {
+			rn.Log.Warn("skipped", "container", sk.Container, "reason", sk.Reason)
+		}
+		return res
+	}
+
+	for _, t := range s.Plan.Targets {
+		tr := rn.backupTarget(ctx, s, t)
+		res.Targets = append(res.Targets, tr)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
+		return res
+	}
+	if rn.Config.RetentionCron == "" {
+		res.Retention = rn.Retention(ctx, s, succeeded(s.Plan.Targets, res.Targets))
+	}
+	rn.countSnapshots(ctx, s)
+	if rn.Config.Check {
+		start := time.Now()
+		err := s.Repo.Check(ctx, backup.CheckOptions{ReadDataSubset: rn.Config.CheckSubset})
+		rn.record(metrics.Phase{Target: "repository", Kind: "repository", Phase: metrics.PhaseCheck, Start: start, Duration: time.Since(start), Err: err})
+		if err != nil {
+			res.Check = err.Error()
+		}
+	}
+	return res
+}
+
+func succeeded(targets []discover.Target, results []TargetResult) []discover.Target {
+	var ok []discover.Target
+	for i, r := range results {
+		if r.Err == nil {
+			ok = append(ok, targets[i])
+		}
+	}
+	return ok
+}
+
+func (rn *Runner) backupTarget(ctx context.Context, s *Session, t discover.Target) TargetResult {
+	log := rn.Log.With("target", t.Path)
+	tr := TargetResult{Path: t.Path, Service: t.Service, Kind: string(t.Kind)}
+	start := time.Now()
+	var sum backup.Summary
+	var err error
+	phase := metrics.PhaseBackup
+	if t.Volume != nil {
+		sum, err = rn.backupVolume(ctx, s, t)
+	} else {
+		phase = metrics.PhaseDump
+		sum, err = rn.backupDatabase(ctx, s, t)
+	}
+	tr.Duration = time.Since(start)
+	tr.SnapshotID, tr.FilesNew, tr.Changed, tr.BytesAdded = sum.SnapshotID, sum.FilesNew, sum.FilesChanged, sum.DataAdded
+	if err != nil {
+		tr.Err, tr.Error = err, err.Error()
+		log.Error("target failed", "err", err)
+	} else {
+		log.Info("target backed up", "snapshot", shortID(sum.SnapshotID), "files_new", sum.FilesNew, "files_changed", sum.FilesChanged,
+			"bytes_added", sum.DataAdded, "duration", tr.Duration.Round(time.Millisecond))
+	}
+	rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: phase, Start: start, Duration: tr.Duration, Err: err,
+		BytesAdded: sum.DataAdded, FilesNew: sum.FilesNew, FilesChanged: sum.FilesChanged, HasFiles: true})
+	return tr
+}
+
+// backupDatabase streams the dump through `sidecar dump` as restic's
+// --stdin-from-command producer: a failed dump leaves no snapshot.
+func (rn *Runner) backupDatabase(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
+	target, err := json.Marshal(t)
+	if err != nil {
+		return backup.Summary{}, err
+	}
+	producer := []string{rn.Exe, "dump", "--target", string(target)}
+	return s.Repo.BackupStream(ctx, t.Path, producer, backup.BackupOptions{Tags: t.Tags, Timeout: rn.Config.BackupTimeout})
+}
+
+// backupVolume stops the target's stop-during-backup containers, backs the
+// volume up in a worker container, and restarts them whatever happened.
+func (rn *Runner) backupVolume(ctx context.Context, s *Session, t discover.Target) (sum backup.Summary, err error) {
+	restart, err := rn.stop(ctx, t.Volume.Stop)
+	defer func() {
+		if rerr := restart(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	if err != nil {
+		return sum, err
+	}
+	spec, err := rn.WorkerSpec(ctx, s.Plan, t, true)
+	if err != nil {
+		return sum, err
+	}
+	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{
+		Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Tags: t.Tags,
+		CacheDir: rn.workerCacheDir(spec), Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel, Path: t.Path,
+	})
+	if err != nil {
+		return sum, err
+	}
+	return resp.Summary, resp.Err()
+}
+
+// stop stops containers (recording them in the state file first) and
+// returns the function that restarts them.
+func (rn *Runner) stop(ctx context.Context, refs []discover.ContainerRef) (func() error, error) {
+	var stopped []discover.ContainerRef
+	restart := func() error {
+		var errs []error
+		for _, c := range stopped {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			_, err := rn.Docker.ContainerStart(rctx, c.ID, client.ContainerStartOptions{})
+			cancel()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("restart %s after the backup: %w (it stays listed in %s and is retried at the next start)", c.Name, err, "the state file"))
+				continue
+			}
+			rn.Log.Info("restarted container", "container", c.Name)
+			if err := rn.Stops.Remove(c.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	grace := int(rn.Config.StopTimeout / time.Second)
+	for _, c := range refs {
+		if err := rn.Stops.Add(stopstate.Container{ID: c.ID, Name: c.Name, StoppedAt: time.Now()}); err != nil {
+			return restart, fmt.Errorf("record %s in the state file before stopping it: %w", c.Name, err)
+		}
+		stopped = append(stopped, c)
+		rn.Log.Info("stopping container for the backup", "container", c.Name)
+		if _, err := rn.Docker.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &grace}); err != nil {
+			return restart, fmt.Errorf("stop %s: %w", c.Name, err)
+		}
+	}
+	return restart, nil
+}
+
+// WorkerSpec is the container that reads (or, with readOnly false, writes)
+// target t's volume: the sidecar's own image, the volume mounted at the
+// target's snapshot path, the restic cache, and the sidecar's network.
+func (rn *Runner) WorkerSpec(ctx context.Context, plan discover.Plan, t discover.Target, readOnly bool) (worker.Spec, error) {
+	self := plan.Self
+	spec := worker.Spec{Image: rn.Config.WorkerImage, Network: "host", Logger: rn.Log, StopGrace: rn.Config.StopTimeout,
+		Labels: map[string]string{discover.WorkerLabel: strings.Join(plan.Projects, ",")}}
+	if self.ContainerID != "" {
+		ins, err := rn.Docker.ContainerInspect(ctx, self.ContainerID, client.ContainerInspectOptions{})
+		if err != nil {
+			return spec, fmt.Errorf("inspect the sidecar's own container: %w", err)
+		}
+		if spec.Image == "" {
+			spec.Image = ins.Container.Image
+		}
+		spec.Network = "container:" + self.ContainerID
+		for _, m := range ins.Container.Mounts {
+			if m.Destination == rn.Config.CacheDir {
+				typ := mount.TypeVolume
+				src := m.Name
+				if m.Type == mount.TypeBind {
+					typ, src = mount.TypeBind, m.Source
+				}
+				spec.Mounts = append(spec.Mounts, mount.Mount{Type: typ, Source: src, Target: rn.Config.CacheDir})
+			}
+		}
+	}
+	if spec.Image == "" {
+		return spec, errors.New("no worker image: the sidecar does not run in a container, so set PLATBACK_WORKER_IMAGE to the platback/sidecar image")
+	}
+	v := t.Volume
+	m := mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: t.Path, ReadOnly: readOnly}
+	if v.Type == string(mount.TypeBind) {
+		m.Type, m.Source = mount.TypeBind, v.Source
+	}
+	spec.Mounts = append(spec.Mounts, m)
+	return spec, nil
+}
+
+// workerCacheDir is the restic cache inside the worker, when it has one.
+func (rn *Runner) workerCacheDir(spec worker.Spec) string {
+	for _, m := range spec.Mounts {
+		if m.Target == rn.Config.CacheDir {
+			return path.Clean(rn.Config.CacheDir)
+		}
+	}
+	return ""
+}
+
+// Retention applies the policy to each target's snapshot group.
+func (rn *Runner) Retention(ctx context.Context, s *Session, targets []discover.Target) []string {
+	var errs []string
+	for _, t := range targets {
+		start := time.Now()
+		res, err := s.Repo.Forget(ctx, rn.Config.Policy, backup.ForgetOptions{Filter: backup.Filter{Host: s.Host, Tags: t.Tags}})
+		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: start, Duration: time.Since(start), Err: err})
+		if err != nil {
+			rn.Log.Error("retention failed", "target", t.Path, "err", err)
+			errs = append(errs, fmt.Sprintf("%s: %v", t.Path, err))
+			continue
+		}
+		rn.Log.Info("retention", "target", t.Path, "kept", res.Kept, "removed", res.Removed)
+	}
+	return errs
+}
+
+// countSnapshots updates the snapshot-count metric of every target.
+func (rn *Runner) countSnapshots(ctx context.Context, s *Session) {
+	if rn.Metrics == nil {
+		return
+	}
+	snaps, err := s.Repo.Snapshots(ctx, backup.Filter{Host: s.Host})
+	if err != nil {
+		rn.Log.Warn("could not count snapshots", "err", err)
+		return
+	}
+	for _, t := range s.Plan.Targets {
+		n := 0
+		for _, sn := range snaps {
+			if slices.Contains(sn.Paths, t.Path) && containsAll(sn.Tags, t.Tags) {
+				n++
+			}
+		}
+		rn.Metrics.Snapshots(t.Path, string(t.Kind), n)
+	}
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func (rn *Runner) record(p metrics.Phase) {
+	if rn.Metrics != nil {
+		rn.Metrics.Record(p)
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -1,0 +1,141 @@
+// Package stopstate remembers which containers the sidecar stopped for a
+// backup, in a small file on the cache volume, so that they are restarted
+// even when the sidecar is killed in the middle of a backup: the next start
+// restarts whatever the file still lists.
+package stopstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Container is a stopped container.
+type Container struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	StoppedAt time.Time `json:"stopped_at"`
+}
+
+// File is the state file.
+type File struct {
+	path string
+	mu   sync.Mutex
+}
+
+// Open returns the state file at path (it need not exist yet).
+func Open(path string) *File { return &File{path: path} }
+
+// List returns the containers the file lists.
+func (f *File) List() ([]Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.read()
+}
+
+func (f *File) read() ([]Container, error) {
+	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cs []Container
+	if err := json.Unmarshal(data, &cs); err != nil {
+		return nil, fmt.Errorf("state file %s is damaged (%v): restart the containers it lists by hand, then delete it", f.path, err)
+	}
+	return cs, nil
+}
+
+// write replaces the file atomically (write a temp file, rename).
+func (f *File) write(cs []Container) error {
+	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		err := os.Remove(f.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	data, _ := json.MarshalIndent(cs, "", "  ")
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, f.path)
+}
+
+// Add records a container before it is stopped.
+func (f *File) Add(c Container) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs, err := f.read()
+	if err != nil {
+		return err
+	}
+	for _, old := range cs {
+		if old.ID == c.ID {
+			return nil
+		}
+	}
+	return f.write(append(cs, c))
+}
+
+// Remove forgets a container once it runs again.
+func (f *File) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs, err := f.read()
+	if err != nil {
+		return err
+	}
+	kept := cs[:0]
+	for _, c := range cs {
+		if c.ID != id {
+			kept = append(kept, c)
+		}
+	}
+	return f.write(kept)
+}
+
+// RestartAll starts every container the file lists and forgets those that
+// started (or no longer exist). It returns the ones it restarted and an
+// error naming every container it could not start.
+func (f *File) RestartAll(ctx context.Context, cli *client.Client) ([]Container, error) {
+	cs, err := f.List()
+	if err != nil {
+		return nil, err
+	}
+	var restarted []Container
+	var errs []error
+	for _, c := range cs {
+		_, err := cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
+		switch {
+		case err == nil:
+			restarted = append(restarted, c)
+		case isNotFound(err):
+			// Removed meanwhile (e.g. compose down): nothing to restart.
+		default:
+			errs = append(errs, fmt.Errorf("restart %s (%s): %w", c.Name, c.ID[:min(12, len(c.ID))], err))
+			continue
+		}
+		if err := f.Remove(c.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return restarted, errors.Join(errs...)
+}
+
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }

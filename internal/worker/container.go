@@ -1,0 +1,205 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/platback/platback/backup"
+)
+
+// Spec is the container a job runs in.
+type Spec struct {
+	Image      string        // the sidecar's own image
+	Entrypoint []string      // default /usr/local/bin/sidecar worker
+	Network    string        // e.g. "container:<sidecar id>" or "host"
+	Mounts     []mount.Mount // the target's volume, the restic cache
+	Labels     map[string]string
+	StopGrace  time.Duration // after cancellation, before SIGKILL; default 30s
+	Logger     *slog.Logger
+}
+
+// DefaultEntrypoint runs the worker in the platback/sidecar image.
+var DefaultEntrypoint = []string{"/usr/local/bin/sidecar", "worker"}
+
+// maxResponse bounds what is read from a worker's stdout.
+const maxResponse = 4 << 20
+
+// Run starts a worker container, hands it req over stdin, waits for its
+// Response and removes the container, also when ctx is cancelled (the worker
+// is stopped with SIGTERM, which interrupts restic cleanly).
+func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Response, error) {
+	if spec.Logger == nil {
+		spec.Logger = slog.Default()
+	}
+	if len(spec.Entrypoint) == 0 {
+		spec.Entrypoint = DefaultEntrypoint
+	}
+	if spec.StopGrace <= 0 {
+		spec.StopGrace = 30 * time.Second
+	}
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image: spec.Image, Entrypoint: spec.Entrypoint, Labels: spec.Labels,
+			OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+		},
+		HostConfig: &container.HostConfig{Mounts: spec.Mounts, NetworkMode: container.NetworkMode(spec.Network)},
+	})
+	if err != nil {
+		return Response{}, fmt.Errorf("create worker container from image %s: %w", spec.Image, err)
+	}
+	id := created.ID
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); err != nil {
+			spec.Logger.Warn("could not remove worker container", "container", id[:12], "err", err)
+		}
+	}()
+
+	att, err := cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return Response{}, fmt.Errorf("attach to worker %s: %w", id[:12], err)
+	}
+	defer att.Close()
+	wait := cli.ContainerWait(context.WithoutCancel(ctx), id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return Response{}, fmt.Errorf("start worker %s: %w", id[:12], err)
+	}
+
+	// The job, credentials included, goes over stdin only.
+	if err := json.NewEncoder(att.Conn).Encode(req); err != nil {
+		return Response{}, fmt.Errorf("send the job to worker %s: %w", id[:12], err)
+	}
+	_ = att.CloseWrite()
+
+	var stdout bytes.Buffer
+	logs := &logRelay{log: spec.Logger.With("worker", id[:12])}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&limitWriter{w: &stdout, n: maxResponse}, logs, att.Reader)
+		copied <- err
+	}()
+
+	var code int64
+	select {
+	case res := <-wait.Result:
+		code = res.StatusCode
+	case err := <-wait.Error:
+		return Response{}, fmt.Errorf("wait for worker %s: %w", id[:12], err)
+	case <-ctx.Done():
+		grace := int(spec.StopGrace / time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), spec.StopGrace+30*time.Second)
+		_, _ = cli.ContainerStop(sctx, id, client.ContainerStopOptions{Timeout: &grace})
+		cancel()
+		return Response{}, fmt.Errorf("worker %s stopped: %w", id[:12], ctx.Err())
+	}
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+	}
+	logs.flush()
+
+	var resp Response
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &resp); err != nil {
+		return Response{}, fmt.Errorf("worker %s exited with status %d without a result: %s", id[:12], code, logs.tail())
+	}
+	return resp, nil
+}
+
+// Err turns a Response's error text back into an error; partial backups
+// match backup.ErrPartialBackup.
+func (r Response) Err() error {
+	switch {
+	case r.Error == "":
+		return nil
+	case r.Partial:
+		return fmt.Errorf("%w: %s", backup.ErrPartialBackup, r.Error)
+	}
+	return errors.New(r.Error)
+}
+
+// logRelay re-logs the worker's JSON log lines through the sidecar's logger.
+type logRelay struct {
+	log   *slog.Logger
+	buf   []byte
+	lines []string
+}
+
+func (l *logRelay) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.line(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *logRelay) flush() {
+	if len(l.buf) > 0 {
+		l.line(string(l.buf))
+		l.buf = nil
+	}
+}
+
+func (l *logRelay) line(s string) {
+	if strings.TrimSpace(s) == "" {
+		return
+	}
+	l.lines = append(l.lines, s)
+	if len(l.lines) > 20 {
+		l.lines = l.lines[1:]
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(s), &m) != nil {
+		l.log.Info(s)
+		return
+	}
+	var level slog.Level
+	if lv, ok := m["level"].(string); ok {
+		_ = level.UnmarshalText([]byte(lv))
+	}
+	msg, _ := m["msg"].(string)
+	attrs := make([]any, 0, 2*len(m))
+	for k, v := range m {
+		if k != "level" && k != "msg" && k != "time" {
+			attrs = append(attrs, k, v)
+		}
+	}
+	l.log.Log(context.Background(), level, msg, attrs...)
+}
+
+func (l *logRelay) tail() string { return strings.Join(l.lines, "\n") }
+
+// limitWriter keeps at most n bytes.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n <= 0 {
+		return len(p), nil
+	}
+	q := p
+	if len(q) > l.n {
+		q = q[:l.n]
+	}
+	l.n -= len(q)
+	_, err := l.w.Write(q)
+	return len(p), err
+}
