@@ -83,11 +83,11 @@ func (r Result) OK() bool {
 // Session is an opened repository with the plan of one run; commands other
 // than a backup (snapshots, restore, check) use it too.
 type Session struct {
-	Repo  *backup.Repo
-	Plan  discover.Plan
-	Host  string
-	Env   map[string]string // restic's credentials
-	URL   string
+	Repo *backup.Repo
+	Plan discover.Plan
+	Host string
+	Env  map[string]string // restic's credentials
+	URL  string
 }
 
 // Open fetches the credentials, plans, and opens (and, if ensure, creates)
