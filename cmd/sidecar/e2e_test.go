@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -322,12 +323,53 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "1", strings.TrimSpace(sh(t, cli, pg, `psql -tA -U mm -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname='reporter'"`)))
 	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 
+	// SIGTERM in the middle of a backup: the run stops, the container it
+	// stopped runs again, and no worker is left behind.
+	interruptRunOnce(t, cli, side, app)
+
 	// Nothing secret in the sidecar's logs or its own configuration.
 	assertNoSecret(t, "sidecar log", containerLogs(t, cli, side), secrets)
 	ins, err := cli.ContainerInspect(ctx, side, client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	raw, _ := json.Marshal(ins.Container)
 	assertNoSecret(t, "sidecar config", string(raw), secrets)
+}
+
+// interruptRunOnce starts `sidecar run-once`, waits until it has stopped the
+// app container for its backup, then sends SIGTERM to it.
+func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
+	ctx := context.Background()
+	ex, err := cli.ExecCreate(ctx, side, client.ExecCreateOptions{Cmd: []string{"sidecar", "run-once"}, AttachStdout: true, AttachStderr: true})
+	require.NoError(t, err)
+	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	require.NoError(t, err)
+	defer att.Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { _, _ = stdcopy.StdCopy(&out, &out, att.Reader); close(done) }()
+	waitFor(t, 2*time.Minute, "run-once to stop the app container", func() bool {
+		ins, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
+		return err == nil && !ins.Container.State.Running
+	})
+	ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	require.NoError(t, err)
+	require.NotZero(t, ins.PID)
+	require.NoError(t, syscall.Kill(ins.PID, syscall.SIGTERM)) // the exec's host pid
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("run-once did not stop after SIGTERM")
+	}
+	ins, err = cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	require.NoError(t, err)
+	assert.NotEqual(t, 0, ins.ExitCode, "an interrupted run is not a success:\n%s", out.String())
+	assert.Contains(t, out.String(), "interrupted")
+	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	assert.True(t, running.Container.State.Running, "the stopped container was restarted after SIGTERM")
+	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", discover.WorkerLabel)})
+	require.NoError(t, err)
+	assert.Empty(t, workers.Items, "no worker container left behind")
 }
 
 func assertNoSecret(t *testing.T, where, text string, secrets map[string]string) {
