@@ -326,7 +326,7 @@ func expiryAfter(t time.Time, ttl time.Duration) time.Time {
 // loginError translates a failed login.
 func (c *Client) loginError(err error) error {
 	switch statusOf(err) {
-	case 400, 401, 403:
+	case 400, 401:
 		c.mu.Lock()
 		wrappedCached := c.wrapSecretID != ""
 		c.wrapSecretID = "" // the unwrapped secret_id is no good any more
@@ -335,9 +335,15 @@ func (c *Client) loginError(err error) error {
 		if wrappedCached || c.cfg.SecretIDWrapped {
 			how = "deliver a fresh response-wrapped secret_id (`vault write -f -wrap-ttl=10m auth/" + c.cfg.AuthMount + "/role/<role>/secret-id`) into " + c.cfg.secretIDVar()
 		}
-		return &vaultError{sentinel: ErrInvalidSecretID, msg: fmt.Sprintf(
-			"%v: Vault rejected the AppRole login at auth/%s: %s: the secret_id is wrong, expired or used up (or the role_id is wrong): %s",
+		return &vaultError{sentinels: []error{ErrInvalidSecretID}, msg: fmt.Sprintf(
+			"%v at auth/%s: %s: the secret_id is wrong, expired or used up (or the role_id is wrong): %s",
 			ErrInvalidSecretID, c.cfg.AuthMount, c.describe(err), how)}
+	case 403:
+		// Vault answers 403 both for a path where no auth method is mounted
+		// and for a login refused by CIDR bindings.
+		return &vaultError{sentinels: []error{ErrInvalidSecretID, ErrInvalidConfig}, msg: fmt.Sprintf(
+			"%v at auth/%s: %s: check %s=%q (Vault answers 403 where no AppRole auth method is mounted) and the role's CIDR bindings (secret_id_bound_cidrs, token_bound_cidrs) against the sidecar's address",
+			ErrInvalidSecretID, c.cfg.AuthMount, c.describe(err), EnvAppRoleMount, c.cfg.AuthMount)}
 	case 404:
 		return &ConfigError{Var: EnvAppRoleMount, Value: c.cfg.AuthMount,
 			Problem: "no AppRole auth method is mounted at auth/" + c.cfg.AuthMount + " (" + c.describe(err) + ")",
@@ -378,7 +384,7 @@ func (c *Client) secretID(ctx context.Context) (string, error) {
 	if err != nil {
 		switch statusOf(err) {
 		case 400, 401, 403, 404:
-			return "", &vaultError{sentinel: ErrInvalidSecretID, msg: fmt.Sprintf(
+			return "", &vaultError{sentinels: []error{ErrInvalidSecretID}, msg: fmt.Sprintf(
 				"%v: the response-wrapped secret_id in %s could not be unwrapped: %s: a wrapping token works once and expires: it was already unwrapped (by this sidecar before a restart, or by someone else: investigate if not) or it expired; deliver a fresh one with `vault write -f -wrap-ttl=10m auth/%s/role/<role>/secret-id`",
 				ErrInvalidSecretID, c.cfg.secretIDVar(), c.describe(err), c.cfg.AuthMount)}
 		}
@@ -389,7 +395,7 @@ func (c *Client) secretID(ctx context.Context) (string, error) {
 		sid, _ = secret.Data["secret_id"].(string)
 	}
 	if sid == "" {
-		return "", &vaultError{sentinel: ErrInvalidSecretID, msg: fmt.Sprintf(
+		return "", &vaultError{sentinels: []error{ErrInvalidSecretID}, msg: fmt.Sprintf(
 			"%v: the wrapping token in %s did not wrap an AppRole secret_id (it is now used up): wrap the answer of `vault write -f auth/%s/role/<role>/secret-id` and deliver it again",
 			ErrInvalidSecretID, c.cfg.secretIDVar(), c.cfg.AuthMount)}
 	}
@@ -505,8 +511,8 @@ func (c *Client) read(ctx context.Context, s *session, reused bool) (Credentials
 			if reused {
 				return Credentials{}, errStaleToken
 			}
-			return Credentials{}, &vaultError{sentinel: ErrPermissionDenied, msg: fmt.Sprintf(
-				"%v: Vault denied reading %s (%s): the AppRole's policies must grant \"read\" on %s",
+			return Credentials{}, &vaultError{sentinels: []error{ErrPermissionDenied}, msg: fmt.Sprintf(
+				"%v reading %s (%s): the AppRole's policies must grant \"read\" on %s",
 				ErrPermissionDenied, loc.apiPath(), c.describe(err), loc.apiPath())}
 		case 404:
 			return Credentials{}, c.notFound(loc, "")
@@ -540,7 +546,7 @@ func (c *Client) notFound(loc SecretLocation, why string) error {
 	if why == "" {
 		why = "nothing is there"
 	}
-	return &vaultError{sentinel: ErrSecretNotFound, msg: fmt.Sprintf(
+	return &vaultError{sentinels: []error{ErrSecretNotFound}, msg: fmt.Sprintf(
 		"%v: no secret at %s (KV v%d mount %q, path %q): %s; check %s",
 		ErrSecretNotFound, loc.apiPath(), loc.KVVersion, loc.Mount, loc.Path, why, EnvSecretPath)}
 }
@@ -585,7 +591,7 @@ func (c *Client) mapFields(data map[string]any, loc SecretLocation) (Credentials
 		if loc.KVVersion == 2 {
 			fix = fmt.Sprintf("add it with `vault kv patch -mount=%s %s %s=…`", loc.Mount, loc.Path, fm.Field)
 		}
-		return Credentials{}, &vaultError{sentinel: ErrMissingField, msg: fmt.Sprintf(
+		return Credentials{}, &vaultError{sentinels: []error{ErrMissingField}, msg: fmt.Sprintf(
 			"%v: the secret at %s %s %q (for %s; fields present: %s): %s, or change %s",
 			ErrMissingField, loc.apiPath(), problem, fm.Field, fm.Env, strings.Join(present, ", "), fix, EnvFieldMap)}
 	}
@@ -674,11 +680,19 @@ func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())
 func (c *Client) LogValue() slog.Value { return c.cfg.LogValue() }
 
 // vaultError is an error of this package with a scrubbed message, matching
-// its sentinel with errors.Is.
+// its sentinels with errors.Is.
 type vaultError struct {
-	sentinel error
-	msg      string
+	sentinels []error
+	msg       string
 }
 
-func (e *vaultError) Error() string        { return e.msg }
-func (e *vaultError) Is(target error) bool { return target == e.sentinel }
+func (e *vaultError) Error() string { return e.msg }
+
+func (e *vaultError) Is(target error) bool {
+	for _, s := range e.sentinels {
+		if target == s {
+			return true
+		}
+	}
+	return false
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -115,21 +116,37 @@ func statusOf(err error) int {
 	return 0
 }
 
+var (
+	multiErrorHeader = regexp.MustCompile(`\d+ errors? occurred:\s*`)
+	multiErrorBullet = regexp.MustCompile(`(^|\s)\*\s+`)
+)
+
 // describe turns an error from vault/api into one line without secrets.
 func (c *Client) describe(err error) string {
-	var re *api.ResponseError
-	var s string
-	if errors.As(err, &re) {
+	var (
+		re *api.ResponseError
+		ue *url.Error
+		s  string
+	)
+	switch {
+	case errors.As(err, &re):
 		path := re.URL
 		if u, perr := url.Parse(re.URL); perr == nil {
 			path = u.Path
 		}
 		msgs := strings.Join(re.Errors, "; ")
+		// "1 error occurred:\n\t* permission denied" → "permission denied"
+		msgs = multiErrorHeader.ReplaceAllString(msgs, "")
+		msgs = multiErrorBullet.ReplaceAllString(msgs, "$1")
 		if msgs == "" {
 			msgs = "no error text"
 		}
 		s = fmt.Sprintf("%s (HTTP %d from %s %s)", msgs, re.StatusCode, re.HTTPMethod, path)
-	} else {
+	case errors.As(err, &ue):
+		// The request and its network error, without the wrappers'
+		// "unable to log in …" prefixes.
+		s = ue.Error()
+	default:
 		s = err.Error()
 	}
 	s = strings.Join(strings.Fields(s), " ")

@@ -262,16 +262,16 @@ func (s *Server) NewWrappedSecretID(tb testing.TB, role string, wrapTTL time.Dur
 }
 
 // SetRateLimit creates a rate-limit quota of rate requests per interval on
-// path (a mount like "ansible/") and returns a func that deletes it.
-func (s *Server) SetRateLimit(tb testing.TB, name, path string, rate float64, interval time.Duration) (remove func()) {
-	tb.Helper()
-	_, err := s.Root.Logical().WriteWithContext(context.Background(), "sys/quotas/rate-limit/"+name, map[string]any{
+// path (a mount like "ansible/") and returns a func that deletes it. The
+// error is returned, not fatal, so a server without quotas can be skipped.
+func (s *Server) SetRateLimit(name, path string, rate float64, interval time.Duration) (remove func(), err error) {
+	_, err = s.Root.Logical().WriteWithContext(context.Background(), "sys/quotas/rate-limit/"+name, map[string]any{
 		"path": path, "rate": rate, "interval": interval.String(),
 	})
 	if err != nil {
-		tb.Fatalf("vaultbed: rate-limit quota %s: %v", name, err)
+		return nil, fmt.Errorf("vaultbed: rate-limit quota %s: %w", name, err)
 	}
-	return func() { _, _ = s.Root.Logical().DeleteWithContext(context.Background(), "sys/quotas/rate-limit/"+name) }
+	return func() { _, _ = s.Root.Logical().DeleteWithContext(context.Background(), "sys/quotas/rate-limit/"+name) }, nil
 }
 
 // Random returns n random bytes as hex.
