@@ -313,8 +313,8 @@ func (w tbWriter) Write(p []byte) (int, error) {
 }
 
 // Remove deletes every image of this package (any recipe), waiting for a
-// build in progress. Images still used by a container are left, and named
-// in the error.
+// build in progress. Images still used by a container are left (with the
+// bases, then), and named in the error.
 func Remove(ctx context.Context, cli *client.Client) error {
 	unlock, err := lockFile(ctx, lockPath())
 	if err != nil {
@@ -404,13 +404,26 @@ func removalOrder(list []imageInfo) []string {
 	return append(refs, ids...)
 }
 
-// removeRefs removes images by tag or ID; skipInUse keeps quiet about
-// images a container still uses.
+// removeRefs removes images by tag or ID, in order. Once an engine image
+// could not be removed (a container uses it), bases and untagged images are
+// left alone: untagging the base of an image that stays would only lose
+// the tag. skipInUse keeps quiet about images in use.
 func removeRefs(ctx context.Context, cli *client.Client, refs []string, skipInUse bool) error {
 	var errs []string
+	engineKept := false
 	for _, ref := range refs {
+		isEngine := strings.HasPrefix(ref, PostgresRepo+":") || strings.HasPrefix(ref, MariaDBRepo+":")
+		if engineKept && !isEngine {
+			continue
+		}
 		_, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
-		if err == nil || cerrdefs.IsNotFound(err) || (skipInUse && cerrdefs.IsConflict(err)) {
+		if err == nil || cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if isEngine {
+			engineKept = true
+		}
+		if skipInUse && cerrdefs.IsConflict(err) {
 			continue
 		}
 		errs = append(errs, fmt.Sprintf("%s: %v", ref, err))
