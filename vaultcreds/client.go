@@ -18,9 +18,6 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 )
 
-// ErrClosed is returned by Fetch after Close.
-var ErrClosed = errors.New("vaultcreds: client closed")
-
 // Option configures a Client.
 type Option func(*options)
 
@@ -212,6 +209,9 @@ func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 // public makes sure an error leaving the package carries no secret: errors
 // of this package are built scrubbed; anything else is described anew.
 func (c *Client) public(err error) error {
+	if perr := c.configProblem(err); perr != nil {
+		return perr
+	}
 	var ce *ConfigError
 	var ve *vaultError
 	switch {
@@ -325,6 +325,9 @@ func expiryAfter(t time.Time, ttl time.Duration) time.Time {
 
 // loginError translates a failed login.
 func (c *Client) loginError(err error) error {
+	if perr := c.configProblem(err); perr != nil {
+		return perr
+	}
 	switch statusOf(err) {
 	case 400, 401:
 		c.mu.Lock()

@@ -40,6 +40,9 @@ var (
 	// ErrUnavailable means Vault could not be reached or did not answer
 	// usefully (down, sealed, 5xx, rate-limited) until the retry deadline.
 	ErrUnavailable = errors.New("vaultcreds: Vault unavailable")
+
+	// ErrClosed is returned by Fetch after Close.
+	ErrClosed = errors.New("vaultcreds: client closed")
 )
 
 // ConfigError is a start-up configuration problem. It names the variable, its

@@ -85,15 +85,7 @@ func transient(err error) bool {
 			return false
 		}
 	}
-	var (
-		certErr     *tls.CertificateVerificationError
-		unknownAuth x509.UnknownAuthorityError
-		hostErr     x509.HostnameError
-		invalidErr  x509.CertificateInvalidError
-		recordErr   tls.RecordHeaderError
-	)
-	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
-		errors.As(err, &invalidErr) || errors.As(err, &recordErr) {
+	if isTLSVerifyError(err) || isHTTPSToHTTP(err) {
 		return false
 	}
 	var netErr net.Error
@@ -105,6 +97,41 @@ func transient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// isTLSVerifyError reports whether err is a failure to verify Vault's
+// certificate or to speak TLS with it: retrying cannot help.
+func isTLSVerifyError(err error) bool {
+	var (
+		certErr     *tls.CertificateVerificationError
+		unknownAuth x509.UnknownAuthorityError
+		hostErr     x509.HostnameError
+		invalidErr  x509.CertificateInvalidError
+		recordErr   tls.RecordHeaderError
+	)
+	return errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalidErr) || errors.As(err, &recordErr)
+}
+
+// isHTTPSToHTTP reports whether err shows VAULT_ADDR says https:// where
+// the server speaks plain HTTP.
+func isHTTPSToHTTP(err error) bool {
+	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// configProblem turns an error that shows a VAULT_ADDR or TLS setting is
+// wrong into a *ConfigError naming it, or returns nil.
+func (c *Client) configProblem(err error) error {
+	if isTLSVerifyError(err) {
+		return &ConfigError{Var: EnvCACert, Value: c.cfg.TLS.CACert,
+			Problem: "Vault's TLS certificate is not trusted: " + c.describe(err),
+			Fix:     "set " + EnvCACert + " to the CA that signed it; " + EnvSkipVerify + "=true only for tests"}
+	}
+	if isHTTPSToHTTP(err) {
+		return &ConfigError{Var: EnvVaultAddr, Value: c.cfg.Address,
+			Problem: "the server answers plain HTTP, not HTTPS", Fix: "write it with http://, or enable TLS on Vault"}
+	}
+	return nil
 }
 
 // statusOf returns the HTTP status of a Vault response error, or 0.
@@ -126,6 +153,7 @@ func (c *Client) describe(err error) string {
 	var (
 		re *api.ResponseError
 		ue *url.Error
+		oe *net.OpError
 		s  string
 	)
 	switch {
@@ -146,6 +174,8 @@ func (c *Client) describe(err error) string {
 		// The request and its network error, without the wrappers'
 		// "unable to log in …" prefixes.
 		s = ue.Error()
+	case errors.As(err, &oe):
+		s = oe.Error()
 	default:
 		s = err.Error()
 	}

@@ -284,6 +284,18 @@ func TestVault(t *testing.T) {
 		t.Logf("%v", err)
 	})
 
+	t.Run("HTTPSForPlainHTTP", func(t *testing.T) {
+		env := appRoleEnv(t, s, s.RoleID, s.SecretID)
+		env["VAULT_ADDR"] = "https://" + strings.TrimPrefix(s.Addr, "http://")
+		c, buf := newClient(t, secrets, env)
+		_, err := fetch(t, secrets, c, 20*time.Second)
+		require.ErrorIs(t, err, vaultcreds.ErrInvalidConfig)
+		assert.Zero(t, buf.count("retrying"))
+		assert.Contains(t, err.Error(), "VAULT_ADDR")
+		assert.Contains(t, err.Error(), "http://")
+		t.Logf("%v", err)
+	})
+
 	// Everything a user might print or log after a successful run, at
 	// debug level, through every formatting path.
 	t.Run("NothingSecretPrinted", func(t *testing.T) {

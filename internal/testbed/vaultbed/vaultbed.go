@@ -10,9 +10,13 @@ package vaultbed
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +67,9 @@ type Server struct {
 	Secret map[string]string
 	// RoleID and SecretID log in as RoleName.
 	RoleID, SecretID string
+	// CACert is the CA file that signed the server's certificate (StartTLS
+	// only; empty for plain HTTP).
+	CACert string
 
 	proc *testbed.Process
 }
@@ -85,6 +92,18 @@ func Kind() (string, error) {
 // scripts/tools.sh vault (or openbao).
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartTLS is Start with the server's -dev-tls mode: HTTPS on 127.0.0.1
+// with a certificate signed by a generated CA (Server.CACert).
+func StartTLS(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, withTLS bool) *Server {
+	tb.Helper()
 	kind, err := Kind()
 	if err != nil {
 		tb.Fatal(err)
@@ -100,13 +119,20 @@ func Start(tb testing.TB) *Server {
 		Addr:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		RootToken: "root-" + Random(8),
 	}
-	// HOME in a temp dir: the dev server writes its token helper file there.
-	s.proc = testbed.StartProcess(tb, path, []string{
+	args := []string{
 		"server", "-dev",
 		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port),
 		"-dev-root-token-id=" + s.RootToken,
-	}, []string{"HOME=" + tb.TempDir()})
-	if err := s.proc.WaitHTTP(s.Addr+"/v1/sys/health", 60*time.Second, func(st int) bool { return st == 200 }); err != nil {
+	}
+	if withTLS {
+		dir := tb.TempDir()
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+dir)
+		s.Addr = fmt.Sprintf("https://127.0.0.1:%d", port)
+		s.CACert = filepath.Join(dir, "vault-ca.pem")
+	}
+	// HOME in a temp dir: the dev server writes its token helper file there.
+	s.proc = testbed.StartProcess(tb, path, args, []string{"HOME=" + tb.TempDir()})
+	if err := s.waitReady(60 * time.Second); err != nil {
 		tb.Fatal(err)
 	}
 	s.Root = s.client(tb, s.RootToken)
@@ -137,6 +163,35 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
+// waitReady polls /v1/sys/health until it answers 200. With TLS it trusts
+// only the generated CA, which appears once the server has started.
+func (s *Server) waitReady(timeout time.Duration) error {
+	if s.CACert == "" {
+		return s.proc.WaitHTTP(s.Addr+"/v1/sys/health", timeout, func(st int) bool { return st == 200 })
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if pem, err := os.ReadFile(s.CACert); err == nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pem) {
+				hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+				if resp, err := hc.Get(s.Addr + "/v1/sys/health"); err == nil {
+					resp.Body.Close()
+					hc.CloseIdleConnections()
+					if resp.StatusCode == 200 {
+						return nil
+					}
+				}
+			}
+		}
+		if s.proc.Exited() {
+			return fmt.Errorf("vaultbed: %s exited before it was ready", s.Kind)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("vaultbed: %s not ready at %s after %s", s.Kind, s.Addr, timeout)
+}
+
 // client returns an API client for the server with token, ignoring the
 // process's VAULT_* variables.
 func (s *Server) client(tb testing.TB, token string) *api.Client {
@@ -144,6 +199,11 @@ func (s *Server) client(tb testing.TB, token string) *api.Client {
 	cfg := api.DefaultConfig()
 	cfg.Address = s.Addr
 	cfg.MaxRetries = 0
+	if s.CACert != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CACert}); err != nil {
+			tb.Fatalf("vaultbed: client TLS: %v", err)
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		tb.Fatalf("vaultbed: client: %v", err)
