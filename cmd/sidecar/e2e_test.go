@@ -191,7 +191,10 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(bindDir, "config.json"), []byte(`{"site":"platform-one"}`), 0o644))
 	sleep := []string{"sleep", "infinity"}
 	app := a.start("app", dbs.Postgres, sleep, nil,
-		map[string]string{"stack-back.volumes": "true", "stack-back.volumes.stop-during-backup": "true"},
+		// include: substrings of the mounts' sources, as stack-back matches them (the image's
+		// own anonymous volume is left out).
+		map[string]string{"stack-back.volumes": "true", "stack-back.volumes.stop-during-backup": "true",
+			"stack-back.volumes.include": appVol + "," + bindDir},
 		[]mount.Mount{{Type: mount.TypeVolume, Source: appVol, Target: "/data"}, {Type: mount.TypeBind, Source: bindDir, Target: "/config"}}, "")
 	pg := a.start("postgres", dbs.Postgres, nil,
 		[]string{"POSTGRES_USER=mm", "POSTGRES_PASSWORD=" + secrets["pg"], "POSTGRES_DB=mattermost"},
