@@ -17,6 +17,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/schedule"
+	"github.com/platback/platback/vaultcreds"
 )
 
 // Var is one environment variable the sidecar reads.
@@ -132,7 +133,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	var c Config
-	c.VaultEnabled = getenv("VAULT_ADDR") != ""
+	_, verr := vaultcreds.ConfigFromEnv(getenv)
+	c.VaultEnabled = !errors.Is(verr, vaultcreds.ErrNotConfigured)
 	c.Repository = str("RESTIC_REPOSITORY")
 	switch {
 	case c.Repository != "":

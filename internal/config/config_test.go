@@ -68,6 +68,8 @@ func TestLoadRepositoryRequiredWithoutVault(t *testing.T) {
 	_, err := Load(env(nil))
 	require.ErrorContains(t, err, "RESTIC_REPOSITORY is not set")
 	_, err = Load(env(map[string]string{"VAULT_ADDR": "https://vault.internal:8200"}))
+	require.ErrorContains(t, err, "RESTIC_REPOSITORY is not set", "VAULT_ADDR alone does not turn Vault on")
+	_, err = Load(env(map[string]string{"VAULT_ADDR": "https://vault.internal:8200", "VAULT_SECRET_PATH": "ansible/data/stackback_app", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s"}))
 	require.NoError(t, err, "Vault may provide the repository (field repository)")
 }
 

@@ -98,8 +98,10 @@ func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, er
 		return nil, nil, fmt.Errorf("credentials: %w", err)
 	}
 	url := rn.Config.Repository
-	if url == "" {
-		url = creds.Get("RESTIC_REPOSITORY")
+	if fromVault := creds.Get("RESTIC_REPOSITORY"); url == "" {
+		url = fromVault
+	} else if fromVault != "" && fromVault != url {
+		rn.Log.Warn("RESTIC_REPOSITORY differs from the repository in the credentials; using RESTIC_REPOSITORY", "repository", url)
 	}
 	if url == "" {
 		return nil, nil, errors.New("no repository: set RESTIC_REPOSITORY, or the Vault secret's field mapped to RESTIC_REPOSITORY")
