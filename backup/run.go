@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,7 +124,9 @@ func (r *Repo) environ() []string {
 	for name, v := range r.opts.Env {
 		env = append(env, name+"="+v)
 	}
-	return append(env, "RESTIC_REPOSITORY="+r.url, "RESTIC_PROGRESS_FPS=1")
+	// Ask restic for status lines as often as they are logged, no more.
+	fps := min(max(1/r.opts.ProgressEvery.Seconds(), 1.0/60), 10)
+	return append(env, "RESTIC_REPOSITORY="+r.url, "RESTIC_PROGRESS_FPS="+strconv.FormatFloat(fps, 'f', 4, 64))
 }
 
 // lineWriter calls fn for each complete line written to it.
