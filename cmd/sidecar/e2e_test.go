@@ -170,6 +170,7 @@ func TestEndToEnd(t *testing.T) {
 		"pg": "pg-pass-" + vaultbed.Random(12), "maria": "maria-pass-" + vaultbed.Random(12),
 	}
 
+	t.Logf("demo: MinIO at %s, Vault at %s; stacks %s and %s", s3.Endpoint, vault.Addr, a.project, b.project)
 	// Provisioning, as the user's Terraform and Ansible do: a bucket and a
 	// least-privilege user per app, the secrets in Vault.
 	bucket := "restic-stackback-" + a.project + "-bucket"
@@ -222,6 +223,7 @@ func TestEndToEnd(t *testing.T) {
 	digest := `cd /data && find . -type f -print0 | sort -z | xargs -0 sha256sum; find . -type l -printf '%p -> %l\n' | sort`
 	dataBefore := sh(t, cli, app, digest)
 
+	t.Log("demo: stack A has an app (named volume + bind mount), postgres (2 databases, a role) and mariadb; stack B has its own volume")
 	// The sidecar, as in the README: secrets from Vault, host network (MinIO
 	// and Vault listen on 127.0.0.1 here), one scheduled run two minutes out.
 	metricsPort := testbed.FreePort(t)
@@ -247,6 +249,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Logf("demo: sidecar started in stack A, secrets from Vault, one scheduled run at %s UTC", due.Format("15:04"))
 	// plan: exactly A's targets.
 	code, planOut := execIn(t, cli, side, nil, "sidecar", "plan", "--json")
 	require.Equal(t, 0, code, planOut)
@@ -259,6 +262,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"/volumes/app/data", "/volumes/app/config", "/databases/postgres/mattermost.sql", "/databases/mariadb/all_databases.sql"}, paths)
 
+	t.Logf("demo: sidecar plan:\n%s", planTable(t, cli, side))
 	// The scheduled path.
 	workers := watchWorkers(cli)
 	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"
@@ -276,10 +280,12 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, running.Container.State.Running, "the stop-during-backup container runs again")
 
+	t.Log("demo: the scheduled run succeeded (metrics and health say so)")
 	// run-once: the same code path, now.
 	code, out := execIn(t, cli, side, nil, "sidecar", "run-once")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "OK: 4 target(s)")
+	t.Logf("demo: sidecar run-once:\n%s", out[strings.LastIndex(out, "TARGET"):])
 	inspects := workers.results()
 	assert.NotEmpty(t, inspects, "volume targets ran in worker containers")
 	for id, raw := range inspects {
@@ -303,6 +309,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.Contains(t, bOut.String(), "post 500")
 	assert.NotContains(t, bOut.String(), "B-ONLY-MARKER")
 
+	t.Logf("demo: %d snapshots in A's repository, none of stack B; no secret in %d worker configs", len(snaps), len(inspects))
 	// Disaster: wipe the volume and the bind mount, drop the databases and the role.
 	sh(t, cli, app, "rm -rf /data/* /config/*")
 	sh(t, cli, pg, `psql -v ON_ERROR_STOP=1 -U mm -d postgres -c "DROP DATABASE mattermost" -c "DROP DATABASE reports" -c "DROP ROLE reporter"`)
@@ -318,6 +325,7 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, 0, code, "restore %v:\n%s", args, out)
 	}
 	assert.Equal(t, dataBefore, sh(t, cli, app, digest), "volume restored byte for byte")
+	t.Log("demo: after wiping the volume and dropping the databases, restore brought back:")
 	cfg, err := os.ReadFile(filepath.Join(bindDir, "config.json"))
 	require.NoError(t, err)
 	assert.Equal(t, `{"site":"platform-one"}`, string(cfg), "bind mount restored")
@@ -326,6 +334,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "1", strings.TrimSpace(sh(t, cli, pg, `psql -tA -U mm -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname='reporter'"`)))
 	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 
+	t.Log("demo: the files byte for byte, the bind mount, 500 posts, the reports database, the reporter role and the orders")
 	// SIGTERM in the middle of a backup: the run stops, the container it
 	// stopped runs again, and no worker is left behind.
 	interruptRunOnce(t, cli, side, app)
@@ -373,6 +382,13 @@ func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
 	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", discover.WorkerLabel)})
 	require.NoError(t, err)
 	assert.Empty(t, workers.Items, "no worker container left behind")
+}
+
+// planTable is `sidecar plan` as people see it.
+func planTable(t *testing.T, cli *client.Client, side string) string {
+	code, out := execIn(t, cli, side, nil, "sidecar", "plan")
+	require.Equal(t, 0, code, out)
+	return out
 }
 
 func assertNoSecret(t *testing.T, where, text string, secrets map[string]string) {
