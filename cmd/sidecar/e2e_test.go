@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -339,6 +340,11 @@ func TestEndToEnd(t *testing.T) {
 	// stopped runs again, and no worker is left behind.
 	interruptRunOnce(t, cli, side, app)
 
+	// A sidecar killed while it had a container stopped: the next start
+	// restarts it from the state file. And a database whose dump fails fails
+	// that target only, keeping no snapshot of it.
+	leftoverAndFailingDump(t, cli, a, side, app, repo, dbs.Postgres)
+
 	// Nothing secret in the sidecar's logs or its own configuration.
 	assertNoSecret(t, "sidecar log", containerLogs(t, cli, side), secrets)
 	ins, err := cli.ContainerInspect(ctx, side, client.ContainerInspectOptions{})
@@ -382,6 +388,44 @@ func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
 	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", discover.WorkerLabel)})
 	require.NoError(t, err)
 	assert.Empty(t, workers.Items, "no worker container left behind")
+}
+
+func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app string, repo *backup.Repo, pgImage string) {
+	ctx := context.Background()
+	ins, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	_, err = cli.ContainerStop(ctx, app, client.ContainerStopOptions{})
+	require.NoError(t, err)
+	state, _ := json.Marshal([]map[string]any{{"id": app, "name": strings.TrimPrefix(ins.Container.Name, "/"), "stopped_at": time.Now()}})
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "platback-stopped.json", Mode: 0o600, Size: int64(len(state))}))
+	_, _ = tw.Write(state)
+	require.NoError(t, tw.Close())
+	_, err = cli.CopyToContainer(ctx, side, client.CopyToContainerOptions{DestinationPath: "/cache", Content: &tarball})
+	require.NoError(t, err)
+
+	// A "database" whose server is not running: pg_dumpall fails.
+	a.start("broken", pgImage, []string{"sleep", "infinity"}, []string{"POSTGRES_PASSWORD=x"},
+		map[string]string{"stack-back.postgres": "true"}, nil, "")
+	before, err := repo.Snapshots(ctx, backup.Filter{})
+	require.NoError(t, err)
+
+	code, out := execIn(t, cli, side, nil, "sidecar", "run-once")
+	t.Logf("demo: run-once with a broken database:\n%s", out[strings.LastIndex(out, "TARGET"):])
+	assert.Equal(t, 1, code, "one failed target fails the run")
+	assert.Contains(t, out, "FAILED: 5 target(s)")
+	assert.Regexp(t, `/databases/broken/postgres.sql +postgres +.*pg_dumpall`, out)
+	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	assert.True(t, running.Container.State.Running, "the container left stopped by a killed sidecar runs again")
+
+	after, err := repo.Snapshots(ctx, backup.Filter{})
+	require.NoError(t, err)
+	assert.Len(t, after, len(before)+4, "the four good targets got snapshots")
+	for _, sn := range after {
+		assert.NotEqual(t, "/databases/broken/postgres.sql", sn.Paths[0], "no snapshot of a failed dump")
+	}
 }
 
 // planTable is `sidecar plan` as people see it.
