@@ -171,7 +171,7 @@ func TestExpiringRules(t *testing.T) {
 }
 
 func TestResticErrorMatchesExitCodes(t *testing.T) {
-	for code, want := range map[int]error{3: ErrPartialBackup, 10: ErrRepoNotFound, 11: ErrLocked, 12: ErrWrongPassword, 130: ErrInterrupted} {
+	for code, want := range map[int]error{3: ErrPartialBackup, 10: ErrRepoNotFound, 11: ErrLocked, 12: ErrWrongPassword} {
 		err := error(&ResticError{Command: "x", ExitCode: code, cause: causeOf(code)})
 		assert.ErrorIs(t, err, want, "exit %d", code)
 	}

@@ -416,6 +416,7 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	assert.Equal(t, 1, code, "one failed target fails the run")
 	assert.Contains(t, out, "FAILED: 5 target(s)")
 	assert.Regexp(t, `/databases/broken/postgres.sql +postgres +.*pg_dumpall`, out)
+	assert.NotContains(t, out, "restic was interrupted", "a failed dump is not an interruption")
 	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	assert.True(t, running.Container.State.Running, "the container left stopped by a killed sidecar runs again")

@@ -138,8 +138,8 @@ func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, er
 }
 
 // Run does one backup run.
-func (rn *Runner) Run(ctx context.Context) Result {
-	res := Result{Start: time.Now()}
+func (rn *Runner) Run(ctx context.Context) (res Result) {
+	res.Start = time.Now()
 	defer func() {
 		res.Duration = time.Since(res.Start)
 		if res.Err != nil {
