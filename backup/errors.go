@@ -72,8 +72,8 @@ func causeOf(code int) error {
 		return ErrLocked
 	case 12:
 		return ErrWrongPassword
-	// 130 (interrupted) is ErrInterrupted only when the caller cancelled:
-	// restic also exits 130 when a --stdin-from-command producer fails.
+		// 130 (interrupted) is ErrInterrupted only when the caller cancelled:
+		// restic also exits 130 when a --stdin-from-command producer fails.
 	}
 	return nil
 }
