@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
@@ -84,4 +85,27 @@ func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// withApp runs fn with the wired app and closes it afterwards (revoking a
+// Vault token), also when ctx was cancelled.
+func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) error {
+	ctx := cmd.Context()
+	a, err := newApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.close(context.WithoutCancel(ctx))
+	return fn(ctx, a)
+}
+
+// withSession is withApp with the repository opened (never created).
+func withSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *runner.Session) error) error {
+	return withApp(cmd, func(ctx context.Context, a *app) error {
+		s, _, err := a.runner.Open(ctx, false)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, a, s)
+	})
 }

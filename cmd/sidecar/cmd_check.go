@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/runner"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -14,21 +16,13 @@ func newCheckCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Check the repository (restic check)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			a, err := newApp(ctx)
-			if err != nil {
-				return err
-			}
-			defer a.close(ctx)
-			s, _, err := a.runner.Open(ctx, false)
-			if err != nil {
-				return err
-			}
-			if err := s.Repo.Check(ctx, backup.CheckOptions{ReadDataSubset: subset}); err != nil {
-				return err
-			}
-			fmt.Println("repository check: no errors")
-			return nil
+			return withSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
+				if err := s.Repo.Check(ctx, backup.CheckOptions{ReadDataSubset: subset}); err != nil {
+					return err
+				}
+				fmt.Println("repository check: no errors")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "also read this part of the data, e.g. 5%")
@@ -40,17 +34,9 @@ func newUnlockCmd() *cobra.Command {
 		Use:   "unlock",
 		Short: "Remove stale repository locks (never locks of running processes)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			a, err := newApp(ctx)
-			if err != nil {
-				return err
-			}
-			defer a.close(ctx)
-			s, _, err := a.runner.Open(ctx, false)
-			if err != nil {
-				return err
-			}
-			return s.Repo.Unlock(ctx)
+			return withSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
+				return s.Repo.Unlock(ctx)
+			})
 		},
 	}
 }

@@ -41,17 +41,9 @@ func newRestoreCmd() *cobra.Command {
 			if o.path == "" || modes != 1 {
 				return errors.New("restore needs --path and exactly one of --into DIR, --to-volume, --to-database")
 			}
-			ctx := cmd.Context()
-			a, err := newApp(ctx)
-			if err != nil {
-				return err
-			}
-			defer a.close(ctx)
-			s, _, err := a.runner.Open(ctx, false)
-			if err != nil {
-				return err
-			}
-			return restore(ctx, a, s, o)
+			return withSession(cmd, func(ctx context.Context, a *app, s *runner.Session) error {
+				return restore(ctx, a, s, o)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&o.path, "path", "", "the target's snapshot path")

@@ -23,13 +23,7 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run as the stack's backup daemon: scheduled backups, /metrics and /healthz",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			a, err := newApp(ctx)
-			if err != nil {
-				return err
-			}
-			defer a.close(context.WithoutCancel(ctx))
-			return runDaemon(ctx, a)
+			return withApp(cmd, runDaemon)
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,23 +20,19 @@ func newRunOnceCmd() *cobra.Command {
 		Use:   "run-once",
 		Short: "Back up every target now; exit 0 only if every target succeeded",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			a, err := newApp(ctx)
-			if err != nil {
-				return err
-			}
-			defer a.close(ctx)
-			a.restartLeftovers(ctx)
-			res := a.runner.Run(ctx)
-			if asJSON {
-				_ = json.NewEncoder(os.Stdout).Encode(res)
-			} else {
-				printResult(os.Stdout, res)
-			}
-			if !res.OK() {
-				return exitError{code: 1}
-			}
-			return nil
+			return withApp(cmd, func(ctx context.Context, a *app) error {
+				a.restartLeftovers(ctx)
+				res := a.runner.Run(ctx)
+				if asJSON {
+					_ = json.NewEncoder(os.Stdout).Encode(res)
+				} else {
+					printResult(os.Stdout, res)
+				}
+				if !res.OK() {
+					return exitError{code: 1}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")

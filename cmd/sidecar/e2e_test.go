@@ -293,6 +293,13 @@ func TestEndToEnd(t *testing.T) {
 		assertNoSecret(t, "worker "+id[:12]+" config", raw, secrets)
 	}
 
+	code, out = execIn(t, cli, side, nil, "sidecar", "snapshots", "--path", "/volumes/app/data")
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, 2, strings.Count(out, "/volumes/app/data"), out)
+	code, out = execIn(t, cli, side, nil, "sidecar", "check", "--read-data-subset", "20%")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "no errors")
+
 	// A's repository holds A's targets only.
 	repo, err := backup.Open(ctx, s3.RepoURL(bucket, ""), backup.Options{Restic: testbed.Tool(t, "restic"), Host: a.project,
 		Env: map[string]string{"RESTIC_PASSWORD": secrets["restic"], "AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey}})
