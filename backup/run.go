@@ -2,7 +2,6 @@ package backup
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/platback/platback/internal/lines"
 )
 
 // invocation is one restic run.
@@ -51,19 +52,19 @@ func (r *Repo) run(ctx context.Context, inv invocation) error {
 
 	stderr := newTail(16 << 10)
 	cmd.Stderr = stderr
-	var lines *lineWriter
+	var out *lines.Writer
 	if inv.stdout != nil {
 		cmd.Stdout = inv.stdout
 	} else {
-		lines = &lineWriter{fn: inv.onLine}
-		cmd.Stdout = lines
+		out = &lines.Writer{Fn: inv.onLine}
+		cmd.Stdout = out
 	}
 
 	start := time.Now()
 	r.log.Debug("restic start", "command", inv.command, "timeout", inv.timeout)
 	err := cmd.Run()
-	if lines != nil {
-		lines.flush()
+	if out != nil {
+		out.Flush()
 	}
 	r.log.Debug("restic done", "command", inv.command, "duration", time.Since(start).Round(time.Millisecond), "err", err)
 	if err == nil {
@@ -127,34 +128,6 @@ func (r *Repo) environ() []string {
 	// Ask restic for status lines as often as they are logged, no more.
 	fps := min(max(1/r.opts.ProgressEvery.Seconds(), 1.0/60), 10)
 	return append(env, "RESTIC_REPOSITORY="+r.url, "RESTIC_PROGRESS_FPS="+strconv.FormatFloat(fps, 'f', 4, 64))
-}
-
-// lineWriter calls fn for each complete line written to it.
-type lineWriter struct {
-	fn  func([]byte)
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		if w.fn != nil {
-			w.fn(w.buf[:i])
-		}
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 && w.fn != nil {
-		w.fn(w.buf)
-	}
-	w.buf = nil
 }
 
 // tail keeps the last max bytes written to it.

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/lines"
 )
 
 // Spec is the container a job runs in.
@@ -86,9 +87,10 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 
 	var stdout bytes.Buffer
 	logs := &logRelay{log: spec.Logger.With("worker", id[:12])}
+	logLines := logs.writer()
 	copied := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(&limitWriter{w: &stdout, n: maxResponse}, logs, att.Reader)
+		_, err := stdcopy.StdCopy(&limitWriter{w: &stdout, n: maxResponse}, logLines, att.Reader)
 		copied <- err
 	}()
 
@@ -109,7 +111,7 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 	case <-copied:
 	case <-time.After(10 * time.Second):
 	}
-	logs.flush()
+	logLines.Flush()
 
 	var resp Response
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &resp); err != nil {
@@ -133,27 +135,11 @@ func (r Response) Err() error {
 // logRelay re-logs the worker's JSON log lines through the sidecar's logger.
 type logRelay struct {
 	log   *slog.Logger
-	buf   []byte
 	lines []string
 }
 
-func (l *logRelay) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		l.line(string(l.buf[:i]))
-		l.buf = l.buf[i+1:]
-	}
-}
-
-func (l *logRelay) flush() {
-	if len(l.buf) > 0 {
-		l.line(string(l.buf))
-		l.buf = nil
-	}
+func (l *logRelay) writer() *lines.Writer {
+	return &lines.Writer{Fn: func(b []byte) { l.line(string(b)) }}
 }
 
 func (l *logRelay) line(s string) {
