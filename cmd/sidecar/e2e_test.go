@@ -73,8 +73,16 @@ func sh(t *testing.T, cli *client.Client, id, script string, env ...string) stri
 	return out
 }
 
-// execIn runs cmd in a container and returns its exit code and output.
+// execIn runs cmd in a container and returns its exit code and output
+// (stdout, then stderr).
 func execIn(t *testing.T, cli *client.Client, id string, env []string, cmd ...string) (int, string) {
+	t.Helper()
+	code, stdout, stderr := execSplit(t, cli, id, env, cmd...)
+	return code, stdout + stderr
+}
+
+// execSplit runs cmd in a container and returns its exit code, stdout and stderr.
+func execSplit(t *testing.T, cli *client.Client, id string, env []string, cmd ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -83,14 +91,14 @@ func execIn(t *testing.T, cli *client.Client, id string, env []string, cmd ...st
 	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	require.NoError(t, err)
 	defer att.Close()
-	var out bytes.Buffer
-	_, err = stdcopy.StdCopy(&out, &out, att.Reader)
+	var stdout, stderr bytes.Buffer
+	_, err = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
 	require.NoError(t, err)
 	for {
 		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 		require.NoError(t, err)
 		if !ins.Running {
-			return ins.ExitCode, out.String()
+			return ins.ExitCode, stdout.String(), stderr.String()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -283,10 +291,10 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Log("demo: the scheduled run succeeded (metrics and health say so)")
 	// run-once: the same code path, now.
-	code, out := execIn(t, cli, side, nil, "sidecar", "run-once")
-	require.Equal(t, 0, code, out)
+	code, out, logs := execSplit(t, cli, side, nil, "sidecar", "run-once")
+	require.Equal(t, 0, code, out+logs)
 	assert.Contains(t, out, "OK: 4 target(s)")
-	t.Logf("demo: sidecar run-once:\n%s", out[strings.LastIndex(out, "TARGET"):])
+	t.Logf("demo: sidecar run-once:\n%s", out)
 	inspects := workers.results()
 	assert.NotEmpty(t, inspects, "volume targets ran in worker containers")
 	for id, raw := range inspects {
@@ -418,8 +426,9 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	before, err := repo.Snapshots(ctx, backup.Filter{})
 	require.NoError(t, err)
 
-	code, out := execIn(t, cli, side, nil, "sidecar", "run-once")
-	t.Logf("demo: run-once with a broken database:\n%s", out[strings.LastIndex(out, "TARGET"):])
+	code, out, logs := execSplit(t, cli, side, nil, "sidecar", "run-once")
+	t.Logf("demo: run-once with a broken database:\n%s", out)
+	assert.Contains(t, logs, `"level":"ERROR","msg":"target failed","target":"/databases/broken/postgres.sql"`)
 	assert.Equal(t, 1, code, "one failed target fails the run")
 	assert.Contains(t, out, "FAILED: 5 target(s)")
 	assert.Regexp(t, `/databases/broken/postgres.sql +postgres +.*pg_dumpall`, out)
