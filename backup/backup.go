@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -111,10 +113,18 @@ func (r *Repo) Backup(ctx context.Context, paths []string, o BackupOptions) (Sum
 	return r.backup(ctx, append(args, paths...), o, "paths", strings.Join(paths, ","))
 }
 
+// StreamStderrEnv names a file a BackupStream producer may append its error
+// messages to. restic 0.19.1 forwards a producer's stderr only on a best
+// effort basis (it can exit before reading it), so a producer that writes
+// its errors there too, e.g. `sh -c 'pg_dumpall 2>>"$PLATBACK_STREAM_STDERR"'`,
+// always gets them into BackupStream's error.
+const StreamStderrEnv = "PLATBACK_STREAM_STDERR"
+
 // BackupStream saves what producer writes to its stdout as one file named
 // filename (e.g. "/databases/postgres/all.sql"), using restic's
 // --stdin-from-command: when the producer exits non-zero no snapshot is
-// kept, and the error carries the tail of the producer's stderr.
+// kept, and the error carries the tail of the producer's error output (see
+// StreamStderrEnv).
 func (r *Repo) BackupStream(ctx context.Context, filename string, producer []string, o BackupOptions) (Summary, error) {
 	if len(producer) == 0 {
 		return Summary{}, errors.New("backup stream: no producer command given")
@@ -127,7 +137,33 @@ func (r *Repo) BackupStream(ctx context.Context, filename string, producer []str
 		return Summary{}, err
 	}
 	args = append(args, "--stdin-from-command", "--stdin-filename", filename, "--")
-	return r.backup(ctx, append(args, producer...), o, "stream", filename)
+	errFile, err := os.CreateTemp("", "platback-stream-stderr-")
+	if err != nil {
+		return Summary{}, fmt.Errorf("backup stream: %w", err)
+	}
+	errFile.Close()
+	defer os.Remove(errFile.Name())
+	s, err := r.backup(ctx, append(args, producer...), o, "stream", filename, StreamStderrEnv+"="+errFile.Name())
+	if err != nil {
+		if tail := r.redact.String(strings.TrimSpace(fileTail(errFile.Name(), 2<<10))); tail != "" && !strings.Contains(err.Error(), tail) {
+			err = fmt.Errorf("%w; producer error output: %s", err, tail)
+		}
+	}
+	return s, err
+}
+
+// fileTail returns the last n bytes of a file ("" when unreadable).
+func fileTail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		_, _ = f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	return string(b)
 }
 
 func (r *Repo) backupArgs(o BackupOptions) ([]string, error) {
@@ -150,14 +186,14 @@ func (r *Repo) backupArgs(o BackupOptions) ([]string, error) {
 	return args, nil
 }
 
-func (r *Repo) backup(ctx context.Context, args []string, o BackupOptions, kind, what string) (Summary, error) {
+func (r *Repo) backup(ctx context.Context, args []string, o BackupOptions, kind, what string, env ...string) (Summary, error) {
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = r.opts.Timeouts.Backup
 	}
 	out := &backupOutput{r: r, lastLog: time.Now(), progress: []any{kind, what}}
 	err := r.run(ctx, invocation{command: "backup", args: args, json: true, locking: true,
-		timeout: timeout, dir: o.Dir, onLine: out.line})
+		timeout: timeout, dir: o.Dir, onLine: out.line, env: env})
 	var s Summary
 	if out.summary != nil {
 		s = *out.summary

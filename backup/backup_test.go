@@ -172,7 +172,9 @@ func TestBackupStream(t *testing.T) {
 			t.Run("failing producer leaves no snapshot", func(t *testing.T) {
 				before, err := r.Snapshots(ctx, backup.Filter{})
 				require.NoError(t, err)
-				failing := []string{"sh", "-c", "echo 'CREATE TABLE half'; echo 'pg_dumpall: error: connection to server failed: FATAL: role \"x\" does not exist' >&2; exit 2"}
+				// The producer's error goes to stderr and to $PLATBACK_STREAM_STDERR,
+				// which restic cannot lose.
+				failing := []string{"sh", "-c", "echo 'CREATE TABLE half'; echo 'pg_dumpall: error: connection to server failed: FATAL: role \"x\" does not exist' | tee -a \"$" + backup.StreamStderrEnv + "\" >&2; exit 2"}
 				_, err = r.BackupStream(ctx, "/databases/db/all.sql", failing, backup.BackupOptions{Tags: []string{"kind=postgres"}})
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), `role "x" does not exist`, "the producer's stderr tail is in the error")

@@ -28,6 +28,7 @@ type invocation struct {
 	stdout  io.Writer     // raw stdout (dump); when nil, lines go to onLine
 	onLine  func([]byte)  // each stdout line
 	dir     string        // working directory
+	env     []string      // extra NAME=value for this run
 }
 
 // environ is what restic may see of the sidecar's own environment: nothing
@@ -43,7 +44,7 @@ func (r *Repo) run(ctx context.Context, inv invocation) error {
 	args := r.globalArgs(inv)
 	cmd := exec.CommandContext(ctx, r.bin, args...)
 	cmd.Dir = inv.dir
-	cmd.Env = r.environ()
+	cmd.Env = append(r.environ(), inv.env...)
 	// Its own process group: SIGINT reaches restic and a --stdin-from-command
 	// producer alike, the way Ctrl-C in a terminal would.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

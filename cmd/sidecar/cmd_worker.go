@@ -1,16 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/dbdump"
 	"github.com/platback/platback/internal/worker"
-
-	"encoding/json"
 )
 
 // newWorkerCmd is the entrypoint of the worker containers the sidecar starts:
@@ -52,7 +52,16 @@ func newDumpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return dbdump.Dump(cmd.Context(), d, t, os.Stdout)
+			err = dbdump.Dump(cmd.Context(), d, t, os.Stdout)
+			if path := os.Getenv(backup.StreamStderrEnv); err != nil && path != "" {
+				// restic may exit before it reads our stderr: leave the
+				// reason where the engine reads it too.
+				if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); ferr == nil {
+					fmt.Fprintln(f, err)
+					f.Close()
+				}
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the target, as JSON")
