@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -61,14 +67,70 @@ func newApp(ctx context.Context) (*app, error) {
 	return a, nil
 }
 
-// restartLeftovers restarts containers a killed sidecar had stopped.
-func (a *app) restartLeftovers(ctx context.Context) {
+// errBusy: another process of this sidecar holds the run lock.
+var errBusy = errors.New("another backup run of this sidecar is in progress; try again when it has ended")
+
+// exclusive runs fn holding the run lock, a file lock in the cache volume
+// shared by the daemon and run-once (the kernel releases it when its holder
+// dies). Under the lock, what a killed run left behind is cleaned up first:
+// no other run can still be using it. With wait, it waits for the lock;
+// otherwise it returns errBusy at once.
+func (a *app) exclusive(ctx context.Context, wait bool, fn func() error) error {
+	if err := os.MkdirAll(a.cfg.CacheDir, 0o700); err != nil {
+		return fmt.Errorf("PLATBACK_CACHE_DIR=%q: %w", a.cfg.CacheDir, err)
+	}
+	path := filepath.Join(a.cfg.CacheDir, "platback-run.lock")
+	l := flock.New(path)
+	var ok bool
+	var err error
+	if wait {
+		ok, err = l.TryLockContext(ctx, time.Second)
+	} else {
+		ok, err = l.TryLock()
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("run lock %s: %w", path, err)
+	case !ok:
+		return errBusy
+	}
+	defer l.Unlock()
+	a.cleanLeftovers(ctx)
+	return fn()
+}
+
+// cleanLeftovers restarts containers a killed run had stopped and removes
+// the worker containers it left behind.
+func (a *app) cleanLeftovers(ctx context.Context) {
 	restarted, err := a.runner.Stops.RestartAll(ctx, a.docker)
 	for _, c := range restarted {
 		a.log.Warn("restarted a container a previous run had stopped", "container", c.Name, "stopped_at", c.StoppedAt)
 	}
 	if err != nil {
 		a.log.Error("could not restart containers a previous run had stopped", "err", err)
+	}
+	projects := a.cfg.Projects
+	if len(projects) == 0 {
+		self, err := a.disc.Self(ctx)
+		if err != nil {
+			return
+		}
+		projects = []string{self.Project}
+	}
+	list, err := a.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", discover.WorkerLabel+"="+strings.Join(projects, ","))})
+	if err != nil {
+		a.log.Warn("could not list leftover worker containers", "err", err)
+		return
+	}
+	for _, c := range list.Items {
+		if _, err := a.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			a.log.Warn("could not remove a leftover worker container", "container", c.ID[:12], "err", err)
+			continue
+		}
+		a.log.Warn("removed a worker container a previous run left behind", "container", c.ID[:12])
 	}
 }
 

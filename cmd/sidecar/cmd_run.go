@@ -11,6 +11,7 @@ import (
 
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/schedule"
 )
 
@@ -29,7 +30,10 @@ func newRunCmd() *cobra.Command {
 }
 
 func runDaemon(ctx context.Context, a *app) error {
-	a.restartLeftovers(ctx)
+	// Restart what a killed sidecar had stopped, unless a run-once is busy.
+	if err := a.exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, errBusy) {
+		return err
+	}
 	self, err := a.disc.Self(ctx)
 	if err != nil {
 		return err
@@ -51,7 +55,10 @@ func runDaemon(ctx context.Context, a *app) error {
 	health := &healthState{started: time.Now(), factor: a.cfg.HealthFactor}
 
 	job := func(ctx context.Context) error {
-		res := a.runner.Run(ctx)
+		var res runner.Result
+		if err := a.exclusive(ctx, true, func() error { res = a.runner.Run(ctx); return nil }); err != nil {
+			return err
+		}
 		health.finished(res)
 		printResult(os.Stderr, res)
 		if !res.OK() {
@@ -122,7 +129,6 @@ func runDaemon(ctx context.Context, a *app) error {
 	if srv != nil {
 		_ = srv.Shutdown(sctx)
 	}
-	a.restartLeftovers(sctx)
 	a.log.Info("stopped")
 	return err
 }

@@ -21,8 +21,10 @@ func newRunOnceCmd() *cobra.Command {
 		Short: "Back up every target now; exit 0 only if every target succeeded",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd, func(ctx context.Context, a *app) error {
-				a.restartLeftovers(ctx)
-				res := a.runner.Run(ctx)
+				var res runner.Result
+				if err := a.exclusive(ctx, false, func() error { res = a.runner.Run(ctx); return nil }); err != nil {
+					return err
+				}
 				if asJSON {
 					_ = json.NewEncoder(os.Stdout).Encode(res)
 				} else {

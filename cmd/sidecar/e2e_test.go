@@ -384,6 +384,15 @@ func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
 		ins, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
 		return err == nil && !ins.Container.State.Running
 	})
+	// A second run-once meanwhile is refused, and does not restart the
+	// container the first one stopped.
+	code, busy := execIn(t, cli, side, nil, "sidecar", "run-once")
+	assert.Equal(t, 1, code, busy)
+	assert.Contains(t, busy, "another backup run of this sidecar is in progress")
+	stopped, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	assert.False(t, stopped.Container.State.Running, "the refused run-once left the first run's stopped container alone")
+
 	ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 	require.NoError(t, err)
 	require.NotZero(t, ins.PID)
@@ -420,6 +429,12 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	_, err = cli.CopyToContainer(ctx, side, client.CopyToContainerOptions{DestinationPath: "/cache", Content: &tarball})
 	require.NoError(t, err)
 
+	// A worker container a killed run left behind.
+	leftover, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: pgImage, Entrypoint: []string{"true"}, Labels: dockerbed.Labels(map[string]string{discover.WorkerLabel: a.project})}})
+	require.NoError(t, err)
+	t.Cleanup(func() { dockerbed.Remove(t, cli, leftover.ID) })
+
 	// A "database" whose server is not running: pg_dumpall fails.
 	a.start("broken", pgImage, []string{"sleep", "infinity"}, []string{"POSTGRES_PASSWORD=x"},
 		map[string]string{"stack-back.postgres": "true"}, nil, "")
@@ -436,6 +451,8 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	assert.True(t, running.Container.State.Running, "the container left stopped by a killed sidecar runs again")
+	_, err = cli.ContainerInspect(ctx, leftover.ID, client.ContainerInspectOptions{})
+	assert.Error(t, err, "the leftover worker container was removed")
 
 	after, err := repo.Snapshots(ctx, backup.Filter{})
 	require.NoError(t, err)
