@@ -126,7 +126,7 @@ func (a *app) cleanLeftovers(ctx context.Context) {
 		return
 	}
 	for _, c := range list.Items {
-		if _, err := a.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+		if _, err := a.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			a.log.Warn("could not remove a leftover worker container", "container", c.ID[:12], "err", err)
 			continue
 		}

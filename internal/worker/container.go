@@ -64,7 +64,7 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); err != nil {
+		if _, err := cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			spec.Logger.Warn("could not remove worker container", "container", id[:12], "err", err)
 		}
 	}()
