@@ -52,11 +52,7 @@ func Commands(t discover.Target, c discover.Credentials) (dump, restore []string
 // possibly part of the dump, when the dump command exits non-zero: the
 // caller (restic --stdin-from-command via `sidecar dump`) then keeps nothing.
 func Dump(ctx context.Context, d *discover.Discoverer, t discover.Target, w io.Writer) error {
-	creds, err := d.Credentials(ctx, t)
-	if err != nil {
-		return err
-	}
-	cmd, _, env, err := Commands(t, creds)
+	cmd, _, env, err := commandsNow(ctx, d, t)
 	if err != nil {
 		return err
 	}
@@ -76,4 +72,14 @@ func Dump(ctx context.Context, d *discover.Discoverer, t discover.Target, w io.W
 		return fmt.Errorf("%s in %s: %w", cmd[0], t.Container.Name, copyErr)
 	}
 	return nil
+}
+
+// commandsNow is Commands with the credentials read from the database
+// container as it is now.
+func commandsNow(ctx context.Context, d *discover.Discoverer, t discover.Target) (dump, restore, env []string, err error) {
+	creds, err := d.Credentials(ctx, t)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return Commands(t, creds)
 }

@@ -18,11 +18,7 @@ import (
 // (psql or mariadb/mysql). It returns the client's error output when it
 // exits non-zero.
 func Restore(ctx context.Context, cli *client.Client, d *discover.Discoverer, t discover.Target, r io.Reader) error {
-	creds, err := d.Credentials(ctx, t)
-	if err != nil {
-		return err
-	}
-	_, cmd, env, err := Commands(t, creds)
+	_, cmd, env, err := commandsNow(ctx, d, t)
 	if err != nil {
 		return err
 	}
