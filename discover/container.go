@@ -36,7 +36,9 @@ type Mount struct {
 }
 
 // ContainerFromSummary converts an entry of the container list. A summary
-// carries no environment: inspect database containers
+// carries no environment, and on Engine 20.10 no source for an anonymous
+// volume made from Config.Volumes (docker run -v /path, compose v1, an
+// image's VOLUME): inspect database containers and such containers
 // (ContainerFromInspect) before building a plan.
 func ContainerFromSummary(s container.Summary) Container {
 	name := ""

@@ -10,8 +10,9 @@ import (
 
 // Plan finds the sidecar (Self), lists the containers of its compose project
 // (or of Options.Projects) and builds the plan with BuildPlan. Only
-// containers labelled with a database engine are inspected (for their
-// environment), so a large project costs one list call.
+// containers labelled with a database engine (for their environment), and
+// labelled containers with a volume the list gives no source for, are
+// inspected, so a large project usually costs one list call.
 //
 // Outside a container, Options.Projects or SelfOptions.Project must name the
 // project; otherwise the error wraps ErrNoProject.
@@ -32,7 +33,10 @@ func (d *Discoverer) Plan(ctx context.Context) (Plan, error) {
 }
 
 // containers lists the containers of projects, running or not, and inspects
-// those with a database label.
+// those with a database label, and those with a backup label and a volume
+// whose source the list left empty: Engine 20.10 lists no source for an
+// anonymous volume made from Config.Volumes (docker run -v /path, compose
+// v1, an image's VOLUME), so include/exclude could not match it.
 func (d *Discoverer) containers(ctx context.Context, projects []string) ([]Container, error) {
 	var out []Container
 	for _, p := range projects {
@@ -47,7 +51,7 @@ func (d *Discoverer) containers(ctx context.Context, projects []string) ([]Conta
 		}
 		for _, s := range res.Items {
 			c := ContainerFromSummary(s)
-			if hasEngineLabel(c.Labels, d.opts.LabelPrefix) {
+			if hasEngineLabel(c.Labels, d.opts.LabelPrefix) || hasBackupLabel(c.Labels, d.opts.LabelPrefix) && hasVolumeWithoutSource(c.Mounts) {
 				ins, err := d.inspect(ctx, c.ID)
 				if err != nil {
 					return nil, err
@@ -61,4 +65,14 @@ func (d *Discoverer) containers(ctx context.Context, projects []string) ([]Conta
 		}
 	}
 	return out, nil
+}
+
+// hasVolumeWithoutSource reports whether a volume mount has no source path.
+func hasVolumeWithoutSource(ms []Mount) bool {
+	for _, m := range ms {
+		if m.Type == "volume" && m.Source == "" {
+			return true
+		}
+	}
+	return false
 }

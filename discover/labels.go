@@ -168,6 +168,16 @@ func hasEngineLabel(labels map[string]string, prefix string) bool {
 	return false
 }
 
+// hasBackupLabel reports whether any label has the backup prefix.
+func hasBackupLabel(labels map[string]string, prefix string) bool {
+	for k := range labels {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // filterMount applies include/exclude to a mount source the way stack-back
 // does: include keeps a mount whose source contains any pattern; exclude
 // drops it. It returns a reason when the mount is filtered out.
