@@ -262,6 +262,58 @@ func (t *Timetable) Next(after time.Time) time.Time {
 	return next.Add(t.offset).In(t.loc)
 }
 
+// Prev returns the last run time strictly before the given instant, offset
+// included, in the Timetable's location. It is exactly consistent with Next,
+// around daylight-saving changes and for staggered or interval schedules
+// too: for any instant t,
+// Next(Prev(t)) is the first run at or after t, and Prev(Next(t)) is the
+// last run at or before t. It returns the zero time only for a cron
+// expression that matches no date within the five years before the instant.
+func (t *Timetable) Prev(before time.Time) time.Time {
+	if t.every > 0 {
+		base := before.Add(-t.offset)
+		prev := base.Truncate(t.every)
+		if !prev.Before(base) {
+			prev = prev.Add(-t.every)
+		}
+		return prev.Add(t.offset).In(time.UTC)
+	}
+	// ran reports whether a run falls in (x, before).
+	ran := func(x time.Time) bool {
+		n := t.Next(x)
+		return !n.IsZero() && n.Before(before)
+	}
+	// Widen a window back from before until it holds a run; the last
+	// window (about eight years) sees every run of the five years before.
+	lo := time.Time{}
+	for w := time.Minute; ; w *= 2 {
+		if x := before.Add(-w); ran(x) {
+			lo = x
+			break
+		}
+		if w > prevHorizon {
+			return time.Time{}
+		}
+	}
+	// Bisect: a run is in (lo, before) and none is in [hi, before), so the
+	// last run before the instant is the first run after lo once lo and hi
+	// are adjacent.
+	hi := before
+	for hi.Sub(lo) > time.Nanosecond {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if ran(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return t.Next(lo)
+}
+
+// prevHorizon is how far back Prev looks for a cron run: five years, the
+// horizon of the cron parser's own search.
+const prevHorizon = 5 * 366 * 24 * time.Hour
+
 // cronNext is the first instant after the given one at which the cron
 // expression matches the wall clock of t.loc.
 func (t *Timetable) cronNext(after time.Time) time.Time {

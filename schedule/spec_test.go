@@ -298,3 +298,85 @@ func TestTimetableDaylightSaving(t *testing.T) {
 		})
 	}
 }
+
+// Prev is the last run strictly before an instant: the mirror of Next,
+// stagger, intervals and daylight-saving changes included.
+func TestTimetablePrev(t *testing.T) {
+	paris := mustLoc(t, "Europe/Paris")
+	utc := func(y int, m time.Month, d, hh, mm, ss int) time.Time { return at(time.UTC, y, m, d, hh, mm, ss) }
+	tests := []struct {
+		name   string
+		spec   schedule.Spec
+		before time.Time
+		want   time.Time
+	}{
+		{"daily", schedule.Spec{Cron: "0 2 * * *", TZ: "UTC"}, utc(2026, 1, 10, 7, 13, 0), utc(2026, 1, 10, 2, 0, 0)},
+		{"strictly before: at a run, the one before", schedule.Spec{Cron: "0 2 * * *", TZ: "UTC"}, utc(2026, 1, 10, 2, 0, 0), utc(2026, 1, 9, 2, 0, 0)},
+		{"a nanosecond after a run, that run", schedule.Spec{Cron: "0 2 * * *", TZ: "UTC"}, utc(2026, 1, 10, 2, 0, 0).Add(time.Nanosecond), utc(2026, 1, 10, 2, 0, 0)},
+		{"weekdays over a weekend", schedule.Spec{Cron: "0 2 * * 1-5", TZ: "UTC"}, utc(2026, 1, 11, 12, 0, 0), utc(2026, 1, 9, 2, 0, 0)},
+		{"monthly across February", schedule.Spec{Cron: "0 2 1 * *", TZ: "UTC"}, utc(2026, 3, 1, 1, 0, 0), utc(2026, 2, 1, 2, 0, 0)},
+		{"December only, in June", schedule.Spec{Cron: "0 2 * 12 *", TZ: "UTC"}, utc(2026, 6, 15, 0, 0, 0), utc(2025, 12, 31, 2, 0, 0)},
+		{"@yearly", schedule.Spec{Cron: "@yearly", TZ: "UTC"}, utc(2026, 1, 1, 0, 0, 0), utc(2025, 1, 1, 0, 0, 0)},
+		{"leap day, three years back", schedule.Spec{Cron: "0 0 29 2 *", TZ: "UTC"}, utc(2027, 3, 1, 0, 0, 0), utc(2024, 2, 29, 0, 0, 0)},
+		{"no run in the eight years before (2100 is no leap year)", schedule.Spec{Cron: "0 0 29 2 *", TZ: "UTC"}, utc(2104, 2, 28, 0, 0, 0), time.Time{}},
+		{"every minute", schedule.Spec{Cron: "* * * * *", TZ: "UTC"}, utc(2026, 1, 10, 7, 13, 30), utc(2026, 1, 10, 7, 13, 0)},
+		{"stagger: between the cron time and the staggered run", schedule.Spec{Cron: "0 2 * * *", TZ: "Europe/Paris", Stagger: 20 * time.Minute, Name: "mattermost"},
+			at(paris, 2026, 1, 11, 2, 10, 0), at(paris, 2026, 1, 10, 2, 15, 51)},
+		{"stagger: just after the staggered run", schedule.Spec{Cron: "0 2 * * *", TZ: "Europe/Paris", Stagger: 20 * time.Minute, Name: "mattermost"},
+			at(paris, 2026, 1, 11, 2, 15, 52), at(paris, 2026, 1, 11, 2, 15, 51)},
+		{"@every", schedule.Spec{Cron: "@every 6h"}, utc(2026, 1, 10, 7, 13, 0), utc(2026, 1, 10, 6, 0, 0)},
+		{"@every at a run", schedule.Spec{Cron: "@every 6h"}, utc(2026, 1, 10, 6, 0, 0), utc(2026, 1, 10, 0, 0, 0)},
+		{"@every 90m", schedule.Spec{Cron: "@every 90m"}, utc(2026, 1, 10, 1, 30, 0), utc(2026, 1, 10, 0, 0, 0)},
+		{"@every with stagger, at a run", schedule.Spec{Cron: "@every 6h", Stagger: 20 * time.Minute, Name: "n8n"}, utc(2026, 1, 10, 6, 11, 27), utc(2026, 1, 10, 0, 11, 27)},
+		{"@every with stagger, after a run", schedule.Spec{Cron: "@every 6h", Stagger: 20 * time.Minute, Name: "n8n"}, utc(2026, 1, 10, 6, 11, 28), utc(2026, 1, 10, 6, 11, 27)},
+		// Paris: 2026-03-29 01:00 UTC 02:00 CET -> 03:00 CEST; 2026-10-25
+		// 01:00 UTC 03:00 CEST -> 02:00 CET.
+		{"spring-forward: the run at the jump", schedule.Spec{Cron: "0 2 * * *", TZ: "Europe/Paris"}, utc(2026, 3, 30, 0, 0, 0), utc(2026, 3, 29, 1, 0, 0)},
+		{"spring-forward: collapsed runs count once", schedule.Spec{Cron: "*/20 * * * *", TZ: "Europe/Paris"}, utc(2026, 3, 29, 1, 0, 0), utc(2026, 3, 29, 0, 40, 0)},
+		{"fall-back: a repeated time ran at its first occurrence", schedule.Spec{Cron: "30 2 * * *", TZ: "Europe/Paris"}, utc(2026, 10, 25, 1, 35, 0), utc(2026, 10, 25, 0, 30, 0)},
+		{"fall-back: hourly skips the repeated hour", schedule.Spec{Cron: "0 * * * *", TZ: "Europe/Paris"}, utc(2026, 10, 25, 2, 0, 0), utc(2026, 10, 25, 0, 0, 0)},
+		{"New York spring-forward", schedule.Spec{Cron: "30 2 * * *", TZ: "America/New_York"}, utc(2026, 3, 9, 6, 30, 0), utc(2026, 3, 8, 7, 0, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, err := schedule.ParseSpec(tt.spec)
+			require.NoError(t, err)
+			got := tab.Prev(tt.before)
+			assert.True(t, tt.want.Equal(got), "Prev(%s) = %s, want %s", tt.before.UTC(), got.UTC(), tt.want.UTC())
+			if !got.IsZero() {
+				assert.Equal(t, tab.Location(), got.Location())
+			}
+		})
+	}
+}
+
+// Prev and Next agree everywhere: Prev(t) is a run before t and no run lies
+// between it and t.
+func TestTimetablePrevMirrorsNext(t *testing.T) {
+	specs := []schedule.Spec{
+		{Cron: "0 2 * * *", TZ: "Europe/Paris", Stagger: 20 * time.Minute, Name: "mattermost"},
+		{Cron: "*/20 * * * *", TZ: "Europe/Paris"},
+		{Cron: "0 * * * *", TZ: "America/New_York"},
+		{Cron: "30 2 * * 1-5", TZ: "Europe/Paris"},
+		{Cron: "@every 90m", Stagger: time.Hour, Name: "vault"},
+	}
+	// Instants every 7m13.5s across both 2026 daylight-saving changes of
+	// Paris and New York.
+	var instants []time.Time
+	for _, start := range []time.Time{at(time.UTC, 2026, 3, 7, 22, 0, 0), at(time.UTC, 2026, 3, 28, 22, 0, 0), at(time.UTC, 2026, 10, 24, 22, 0, 0)} {
+		for i := range 300 {
+			instants = append(instants, start.Add(time.Duration(i)*(7*time.Minute+13*time.Second+500*time.Millisecond)))
+		}
+	}
+	for _, spec := range specs {
+		tab, err := schedule.ParseSpec(spec)
+		require.NoError(t, err)
+		for _, x := range instants {
+			p := tab.Prev(x)
+			require.True(t, p.Before(x), "%s: Prev(%s) = %s", tab, x, p)
+			require.False(t, tab.Next(p).Before(x), "%s: a run between Prev(%s) = %s and it", tab, x, p)
+			require.True(t, tab.Next(tab.Prev(p)).Equal(p), "%s: Prev(%s) = %s is not a run", tab, x, p)
+			require.False(t, tab.Prev(tab.Next(x)).After(x), "%s: Prev(Next(%s))", tab, x)
+		}
+	}
+}
