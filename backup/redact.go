@@ -9,8 +9,14 @@ import (
 // userinfo matches the user:password@ part of a URL.
 var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@`)
 
-// redactURL removes user:password@ from every URL in s.
-func redactURL(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
+// RedactURL returns s with the user:password@ part of every URL in it
+// replaced by ***@, e.g. "s3:https://KEY:SECRET@minio.internal/bucket"
+// becomes "s3:https://***@minio.internal/bucket". Use it before printing a
+// repository URL.
+func RedactURL(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
+
+// redactURL is RedactURL, for the package's own callers.
+func redactURL(s string) string { return RedactURL(s) }
 
 // minSecretLen is the shortest value the redactor replaces: shorter values
 // would mangle ordinary text.
