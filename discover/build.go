@@ -143,7 +143,6 @@ func (b *builder) noLabelReason(ls labelSet) string {
 }
 
 func (b *builder) addDatabase(c Container, kind Kind, env map[string]string) {
-	file, db := dumpName(kind, env)
 	ref := c.ref()
 	t := Target{
 		Kind:      kind,
@@ -151,8 +150,8 @@ func (b *builder) addDatabase(c Container, kind Kind, env map[string]string) {
 		Service:   ref.Service,
 		Container: ref,
 		Source:    string(kind) + " in " + c.Name,
-		Path:      b.snapshotPath("/databases", ref, file),
-		Database:  &DatabaseTarget{Engine: kind, Database: db, CredentialEnv: credentialEnv(kind, env)},
+		Path:      b.snapshotPath("/databases", ref, dumpFile),
+		Database:  &DatabaseTarget{Engine: kind, CredentialEnv: credentialEnv(kind, env)},
 	}
 	t.Tags = tags(t)
 	if !hasLogin(kind, env) {

@@ -165,8 +165,9 @@ func TestBuildPlanDatabases(t *testing.T) {
 	stoppedDB.State = "exited"
 
 	p := BuildPlan(Options{}, selfA(), []Container{pg, pgCustom, my, maria, stoppedDB})
-	assert.Equal(t, []string{"/volumes/db/etc/pgconf", "/databases/db/appdb.sql", "/databases/maria/all_databases.sql",
-		"/databases/mysql/all_databases.sql", "/databases/pg2/postgres.sql"}, paths(p))
+	assert.Equal(t, []string{"/volumes/db/etc/pgconf", "/databases/db/all_databases.sql", "/databases/maria/all_databases.sql",
+		"/databases/mysql/all_databases.sql", "/databases/pg2/all_databases.sql"}, paths(p),
+		"a postgres dump is pg_dumpall of every database: not named after POSTGRES_DB")
 	assert.Contains(t, skipFor(p, "a-db-1", "/var/lib/postgresql/data"), "data directory of a postgres container")
 	assert.Contains(t, skipFor(p, "a-pg2-1", "/srv/pg"), "data directory", "PGDATA below the mount")
 	assert.Contains(t, skipFor(p, "a-olddb-1", ""), "not running")
@@ -175,7 +176,7 @@ func TestBuildPlanDatabases(t *testing.T) {
 
 	db := p.Targets[1]
 	assert.Equal(t, KindPostgres, db.Kind)
-	assert.Equal(t, &DatabaseTarget{Engine: KindPostgres, Database: "appdb",
+	assert.Equal(t, &DatabaseTarget{Engine: KindPostgres,
 		CredentialEnv: []string{"POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER"}}, db.Database)
 	assert.Equal(t, []string{"project=a", "service=db", "kind=postgres"}, db.Tags)
 	assert.Equal(t, []string{"POSTGRES_PASSWORD_FILE"}, p.Targets[4].Database.CredentialEnv)

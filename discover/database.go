@@ -96,28 +96,17 @@ func isDataMount(dest string, dirs []string) bool {
 	return false
 }
 
-// dumpName is the file name of a dump in the snapshot. Postgres dumps one
-// database as stack-back does (POSTGRES_DB, which the image defaults to
-// POSTGRES_USER, which defaults to "postgres"); when the name comes from a
-// _FILE it is not known at plan time and the dump is "all_databases.sql",
-// the name MySQL and MariaDB dumps always get.
-func dumpName(kind Kind, env map[string]string) (file, database string) {
-	if kind != KindPostgres {
-		return "all_databases.sql", ""
+// dumpFile is the file name of every dump in the snapshot: each holds all
+// the server's databases (pg_dumpall, or --all-databases
+// for mysql and mariadb).
+const dumpFile = "all_databases.sql"
+
+// dumpNote says what a dump of kind holds, for the plan table.
+func dumpNote(kind Kind) string {
+	if kind == KindPostgres {
+		return "pg_dumpall: all databases and roles"
 	}
-	switch {
-	case env["POSTGRES_DB"] != "":
-		database = env["POSTGRES_DB"]
-	case env["POSTGRES_DB_FILE"] != "":
-		return "all_databases.sql", ""
-	case env["POSTGRES_USER"] != "":
-		database = env["POSTGRES_USER"]
-	case env["POSTGRES_USER_FILE"] != "":
-		return "all_databases.sql", ""
-	default:
-		database = "postgres"
-	}
-	return safeName(database) + ".sql", database
+	return "all databases"
 }
 
 // safeName keeps a name usable as one path element.

@@ -12,7 +12,7 @@
 //	stack-back.volumes.include=a,b              only mounts whose source contains "a" or "b"
 //	stack-back.volumes.exclude=a,b              all mounts but those whose source contains "a" or "b"
 //	stack-back.volumes.stop-during-backup=true  stop this container while volumes are backed up
-//	stack-back.postgres=true                    dump the database (also mysql=true, mariadb=true)
+//	stack-back.postgres=true                    dump all databases (also mysql=true, mariadb=true)
 //
 // Include and exclude patterns are plain substrings matched against the
 // mount's source as the engine reports it — the host path of a bind mount,
@@ -21,6 +21,9 @@
 // are set, include wins (as in stack-back) and a warning says exclude is
 // ignored. Boolean labels accept true/false/1/0 in any case; any other value
 // is reported as a Warning naming the container, label and value.
+//
+// A dump holds every database of the server, and for postgres its roles
+// (pg_dumpall): its snapshot path is /databases/<service>/all_databases.sql.
 //
 // Pure plan building (BuildPlan) is separate from the Docker calls so it can
 // be used and tested without an engine. ExecStream streams a command's

@@ -200,7 +200,7 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		assert.Equal(t, []string{
 			"/volumes/app/data", "/volumes/app/shared", "/volumes/app/srv/app",
 			"/volumes/cache/keep", "/volumes/db/etc/pgconf", "/volumes/stopme/state", "/volumes/web/media",
-			"/databases/db/appdb.sql",
+			"/databases/db/all_databases.sql",
 		}, planPaths(p))
 
 		js, err := json.Marshal(p)
@@ -233,7 +233,7 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 
 		dbT := p.Targets[7]
 		assert.Equal(t, db.ID, dbT.Container.ID)
-		assert.Equal(t, &discover.DatabaseTarget{Engine: discover.KindPostgres, Database: "appdb",
+		assert.Equal(t, &discover.DatabaseTarget{Engine: discover.KindPostgres,
 			CredentialEnv: []string{"POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER"}}, dbT.Database)
 		assert.Equal(t, []discover.ContainerRef{{ID: stopme.ID, Name: a.project + "-stopme-1", Project: a.project, Service: "stopme"}}, p.StopDuringBackup)
 
@@ -256,7 +256,7 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, sidecarB.ID, p.Self.ContainerID)
 		assert.Equal(t, discover.FoundByMountInfo, p.Self.FoundBy)
-		assert.Equal(t, []string{"/volumes/app/data", "/databases/db/postgres.sql"}, planPaths(p))
+		assert.Equal(t, []string{"/volumes/app/data", "/databases/db/all_databases.sql"}, planPaths(p))
 		js, _ := json.Marshal(p)
 		assert.NotContains(t, string(js), a.project)
 	})
@@ -312,7 +312,7 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		assert.Equal(t, discover.Identity{Project: b.project, ProjectFrom: discover.EnvProject}, p.Self)
 		// Outside a container nothing is "self": B's sidecar is listed as
 		// skipped for having no backup label.
-		assert.Equal(t, []string{"/volumes/app/data", "/databases/db/postgres.sql"}, planPaths(p))
+		assert.Equal(t, []string{"/volumes/app/data", "/databases/db/all_databases.sql"}, planPaths(p))
 
 		d, _ = discover.New(cli, discover.Options{Self: outside, Projects: []string{a.project, b.project}})
 		p, err = d.Plan(ctx)

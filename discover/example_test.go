@@ -33,7 +33,7 @@ func ExampleDiscoverer_Plan() {
 }
 
 // Stream a database dump out of its container, e.g. into restic's stdin.
-// The stream only ends with io.EOF when pg_dump exited 0.
+// The stream only ends with io.EOF when pg_dumpall exited 0.
 func ExampleDiscoverer_ExecStream() {
 	cli, err := discover.NewClient()
 	if err != nil {
@@ -57,8 +57,9 @@ func ExampleDiscoverer_ExecStream() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		// A postgres target is every database and role: pg_dumpall.
 		dump, wait, err := d.ExecStream(ctx, t.Container.ID,
-			[]string{"pg_dump", "--username", creds.User, creds.Database}, nil)
+			[]string{"pg_dumpall", "--username", creds.User}, []string{"PGPASSWORD=" + creds.Password})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -99,9 +100,9 @@ func ExampleBuildPlan() {
 	// Projects: shop
 	// Sidecar:  shop-backup-1 (c3, found by mountinfo)
 	//
-	// PROJECT  SERVICE  KIND      SOURCE                 SNAPSHOT PATH           NOTES
-	// shop     web      volume    shop_media             /volumes/web/srv/media  -
-	// shop     db       postgres  postgres in shop-db-1  /databases/db/shop.sql  database shop; credentials from POSTGRES_PASSWORD,POSTGRES_USER
+	// PROJECT  SERVICE  KIND      SOURCE                 SNAPSHOT PATH                    NOTES
+	// shop     web      volume    shop_media             /volumes/web/srv/media           -
+	// shop     db       postgres  postgres in shop-db-1  /databases/db/all_databases.sql  pg_dumpall: all databases and roles; credentials from POSTGRES_PASSWORD,POSTGRES_USER
 	//
 	// Skipped:
 	//   shop-backup-1: the backup sidecar itself

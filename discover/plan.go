@@ -1,5 +1,10 @@
 package discover
 
+import (
+	"path"
+	"strings"
+)
+
 // Kind is what a Target backs up.
 type Kind string
 
@@ -66,9 +71,10 @@ type Target struct {
 	// or the database engine and container.
 	Source string `json:"source"`
 	// Path is the path the data gets in the snapshot:
-	// /volumes/<service>/<destination> or /databases/<service>/<db>.sql
-	// (with the project after /volumes or /databases when
-	// Options.ProjectInPath). It is stable across runs.
+	// /volumes/<service>/<destination> or
+	// /databases/<service>/all_databases.sql (with the project after
+	// /volumes or /databases when Options.ProjectInPath). It is stable
+	// across runs.
 	Path string `json:"path"`
 	// Tags for the snapshot: project=…, service=…, kind=….
 	Tags     []string        `json:"tags"`
@@ -100,12 +106,10 @@ type MountUser struct {
 	Destination string       `json:"destination"`
 }
 
-// DatabaseTarget is the database a dump Target reads.
+// DatabaseTarget is the database server a dump Target reads: the dump holds
+// all its databases (and, for postgres, its roles).
 type DatabaseTarget struct {
 	Engine Kind `json:"engine"`
-	// Database is the database a postgres dump reads (POSTGRES_DB, else
-	// POSTGRES_USER, else "postgres"); empty means all databases.
-	Database string `json:"database,omitempty"`
 	// CredentialEnv names the container's environment variables that hold
 	// credentials (plain or *_FILE); their values are read at dump time
 	// (Discoverer.Credentials) and never stored in the plan.
@@ -144,3 +148,25 @@ func (w Warning) String() string {
 
 // Empty reports whether the plan backs up nothing.
 func (p Plan) Empty() bool { return len(p.Targets) == 0 }
+
+// FindTarget returns the target with snapshot path snapshotPath. A database
+// dump path /databases/…/<name>.sql that no target has falls back to the
+// dump target in the same directory: older versions named postgres dumps
+// after POSTGRES_DB (/databases/db/appdb.sql), now all_databases.sql.
+func (p Plan) FindTarget(snapshotPath string) (Target, bool) {
+	for _, t := range p.Targets {
+		if t.Path == snapshotPath {
+			return t, true
+		}
+	}
+	clean := path.Clean(snapshotPath)
+	if !strings.HasPrefix(clean, "/databases/") || !strings.HasSuffix(clean, ".sql") {
+		return Target{}, false
+	}
+	for _, t := range p.Targets {
+		if t.Database != nil && path.Dir(t.Path) == path.Dir(clean) {
+			return t, true
+		}
+	}
+	return Target{}, false
+}

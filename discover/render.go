@@ -70,11 +70,7 @@ func notes(t Target) string {
 		}
 	}
 	if d := t.Database; d != nil {
-		if d.Database != "" {
-			n = append(n, "database "+d.Database)
-		} else {
-			n = append(n, "all databases")
-		}
+		n = append(n, dumpNote(d.Engine))
 		if len(d.CredentialEnv) > 0 {
 			n = append(n, "credentials from "+strings.Join(d.CredentialEnv, ","))
 		}
