@@ -1,6 +1,7 @@
 package discover
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -70,7 +71,23 @@ func convertMounts(ms []container.MountPoint) []Mount {
 }
 
 func (c Container) ref() ContainerRef {
-	return ContainerRef{ID: c.ID, Name: c.Name, Project: c.Labels[ComposeProjectLabel], Service: c.service()}
+	return ContainerRef{ID: c.ID, Name: c.Name, Project: c.Labels[ComposeProjectLabel], Service: c.service(),
+		DependsOn: parseDependsOn(c.Labels[ComposeDependsOnLabel])}
+}
+
+// parseDependsOn returns the service names of a ComposeDependsOnLabel value
+// ("db:service_healthy:true,redis:service_started:false", or "db,redis"),
+// sorted and without duplicates.
+func parseDependsOn(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		name, _, _ := strings.Cut(item, ":")
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // service is the compose service, or the container name for a container

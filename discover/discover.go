@@ -19,6 +19,10 @@ const (
 	ComposeServiceLabel         = "com.docker.compose.service"
 	ComposeOneoffLabel          = "com.docker.compose.oneoff"
 	ComposeContainerNumberLabel = "com.docker.compose.container-number"
+	// ComposeDependsOnLabel lists a service's depends_on, comma separated,
+	// as service:condition:restart (Compose v2; older v2 releases wrote
+	// only the service names, Compose v1 does not set it).
+	ComposeDependsOnLabel = "com.docker.compose.depends_on"
 )
 
 // WorkerLabel marks containers a platback sidecar starts for its own work;

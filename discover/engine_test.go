@@ -174,7 +174,8 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 	a.add("run", svc{oneoff: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
 	a.add("stopped", svc{noStart: true, labels: map[string]string{lp + "volumes": "true"}, mounts: []mount.Mount{vol(once, "/once")}})
 	a.add("worker", svc{labels: map[string]string{lp + "volumes": "true", discover.WorkerLabel: "backup"}, mounts: []mount.Mount{vol(once, "/once")}})
-	a.add("stopme", svc{labels: map[string]string{lp + "volumes": "true", lp + "volumes.stop-during-backup": "true"},
+	a.add("stopme", svc{labels: map[string]string{lp + "volumes": "true", lp + "volumes.stop-during-backup": "true",
+		discover.ComposeDependsOnLabel: "db:service_healthy:true,app:service_started:false"},
 		mounts: []mount.Mount{vol(stopv, "/state")}})
 
 	b := newStack(t, cli, "pbtb")
@@ -235,7 +236,8 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		assert.Equal(t, db.ID, dbT.Container.ID)
 		assert.Equal(t, &discover.DatabaseTarget{Engine: discover.KindPostgres,
 			CredentialEnv: []string{"POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER"}}, dbT.Database)
-		assert.Equal(t, []discover.ContainerRef{{ID: stopme.ID, Name: a.project + "-stopme-1", Project: a.project, Service: "stopme"}}, p.StopDuringBackup)
+		assert.Equal(t, []discover.ContainerRef{{ID: stopme.ID, Name: a.project + "-stopme-1", Project: a.project, Service: "stopme",
+			DependsOn: []string{"app", "db"}}}, p.StopDuringBackup)
 
 		var bad []string
 		for _, w := range p.Warnings {

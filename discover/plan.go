@@ -59,6 +59,9 @@ type ContainerRef struct {
 	Name    string `json:"name"`
 	Project string `json:"project,omitempty"`
 	Service string `json:"service,omitempty"`
+	// DependsOn are the services of the same project this container's
+	// service depends on (ComposeDependsOnLabel), sorted; see StartOrder.
+	DependsOn []string `json:"depends_on,omitempty"`
 }
 
 // Target is one thing to back up: a volume or bind mount, or a database dump.
