@@ -279,3 +279,41 @@ func TestRetention(t *testing.T) {
 	})
 	require.NoError(t, r.Check(ctx, backup.CheckOptions{}))
 }
+
+// Two volumes of one service (and two replicas of one service) carry the
+// same tags; only their paths differ. Each must be its own retention group.
+func TestRetentionGroupsByPath(t *testing.T) {
+	ctx := context.Background()
+	r := openRepo(t, filepath.Join(t.TempDir(), "repo"), backup.Options{Env: map[string]string{"RESTIC_PASSWORD": "pw-groups"}})
+	_, err := r.EnsureRepo(ctx)
+	require.NoError(t, err)
+	tags := []string{"project=p", "service=app", "kind=volume"}
+	now := time.Now()
+	snapshot := func(path string, at time.Time) {
+		_, err := r.BackupStream(ctx, path, []string{"echo", path}, backup.BackupOptions{Tags: tags, Time: at})
+		require.NoError(t, err)
+	}
+	// /volumes/app/old failed for 40 days: its last good snapshots are old.
+	snapshot("/volumes/app/old", now.AddDate(0, 0, -42))
+	snapshot("/volumes/app/old", now.AddDate(0, 0, -41))
+	for i := range 3 {
+		snapshot("/volumes/app/data", now.Add(time.Duration(i-3)*time.Hour))
+		snapshot("/volumes/app/config", now.Add(time.Duration(i-3)*time.Hour))
+	}
+	count := func(path string) int {
+		snaps, err := r.Snapshots(ctx, backup.Filter{Paths: []string{path}})
+		require.NoError(t, err)
+		return len(snaps)
+	}
+
+	res, err := r.Forget(ctx, backup.DefaultPolicy(), backup.ForgetOptions{Filter: backup.Filter{Tags: tags}})
+	require.NoError(t, err)
+	assert.Len(t, res.Groups, 3, "one group per path")
+	assert.Equal(t, 2, count("/volumes/app/old"), "keep-within counts from each path's own newest snapshot")
+
+	_, err = r.Forget(ctx, backup.Policy{Last: 1}, backup.ForgetOptions{Filter: backup.Filter{Tags: tags}})
+	require.NoError(t, err)
+	for _, p := range []string{"/volumes/app/old", "/volumes/app/data", "/volumes/app/config"} {
+		assert.Equal(t, 1, count(p), "keep-last 1 keeps one snapshot of %s", p)
+	}
+}

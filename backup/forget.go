@@ -78,13 +78,19 @@ func (p Policy) args() []string {
 // String is the policy as restic flags.
 func (p Policy) String() string { return strings.Join(p.args(), " ") }
 
+// DefaultGroupBy is the grouping Forget uses unless told otherwise: each
+// combination of host, paths and tags is its own group.
+const DefaultGroupBy = "host,paths,tags"
+
 // ForgetOptions scope a retention run.
 type ForgetOptions struct {
 	// Filter selects the snapshots the policy applies to. Filter.Host
 	// defaults to Options.Host.
 	Filter Filter
-	// GroupBy is restic's --group-by; default "host,tags" (each target's
-	// snapshots form their own group).
+	// GroupBy is restic's --group-by; default "host,paths,tags": snapshots
+	// of different paths never share a group, even when their tags are the
+	// same (two volumes of one service, two replicas), so one target's
+	// snapshots can never be forgotten because of another's.
 	GroupBy string
 	// NoPrune only forgets; the data is removed by a later prune.
 	NoPrune bool
@@ -118,7 +124,7 @@ func (r *Repo) Forget(ctx context.Context, p Policy, o ForgetOptions) (ForgetRes
 		o.Filter.Host = r.opts.Host
 	}
 	if o.GroupBy == "" {
-		o.GroupBy = "host,tags"
+		o.GroupBy = DefaultGroupBy
 	}
 	filter, err := o.Filter.args()
 	if err != nil {
@@ -185,8 +191,8 @@ func planForget(out []byte) (ForgetResult, error) {
 func refuseRemoveAll(groups []ForgetGroup, p Policy) error {
 	for _, g := range groups {
 		if len(g.Keep) == 0 && len(g.Remove) > 0 {
-			return fmt.Errorf("%w: policy %q would remove all %d snapshot(s) of host %q tags %v; nothing was removed, widen the policy",
-				ErrPolicyRemovesAll, p, len(g.Remove), g.Host, g.Tags)
+			return fmt.Errorf("%w: policy %q would remove all %d snapshot(s) of host %q paths %v tags %v; nothing was removed, widen the policy",
+				ErrPolicyRemovesAll, p, len(g.Remove), g.Host, g.Paths, g.Tags)
 		}
 	}
 	return nil
