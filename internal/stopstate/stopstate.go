@@ -5,6 +5,7 @@
 package stopstate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,11 @@ func (f *File) read() ([]Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// Only a crash between creating and filling the file leaves it
+		// empty (write syncs before it renames): nothing was stopped yet.
+		return nil, nil
+	}
 	var cs []Container
 	if err := json.Unmarshal(data, &cs); err != nil {
 		return nil, fmt.Errorf("state file %s is damaged (%v): restart the containers it lists by hand, then delete it", f.path, err)
@@ -57,7 +63,9 @@ func (f *File) read() ([]Container, error) {
 	return cs, nil
 }
 
-// write replaces the file atomically (write a temp file, rename).
+// write replaces the file atomically and durably: it writes and syncs a
+// temp file, renames it over the old one and syncs the directory, so after
+// a power loss the file holds the old list or the new one, never nothing.
 func (f *File) write(cs []Container) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 		return err
@@ -71,10 +79,34 @@ func (f *File) write(cs []Container) error {
 	}
 	data, _ := json.MarshalIndent(cs, "", "  ")
 	tmp := f.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
-	return os.Rename(tmp, f.path)
+	if err := os.Rename(tmp, f.path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(f.path))
+}
+
+func writeSynced(path string, data []byte) error {
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = file.Write(data)
+	if err == nil {
+		err = file.Sync()
+	}
+	return errors.Join(err, file.Close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Add records a container before it is stopped.

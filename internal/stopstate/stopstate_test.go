@@ -37,3 +37,18 @@ func TestDamagedFileSaysWhatToDo(t *testing.T) {
 	_, err := Open(path).List()
 	require.ErrorContains(t, err, "restart the containers it lists by hand")
 }
+
+// An empty file is what a crash between creating and filling it leaves: it
+// must not block every later stop-during-backup target.
+func TestEmptyFileListsNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	f := Open(path)
+	list, err := f.List()
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	require.NoError(t, f.Add(Container{ID: "aaa", Name: "app"}))
+	list, err = Open(path).List()
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
+}
