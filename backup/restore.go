@@ -17,7 +17,25 @@ type RestoreOptions struct {
 	Include []string
 	// Verify reads the restored files back and compares them (restic --verify).
 	Verify bool
+	// Delete makes the target a mirror of the snapshot: files under the
+	// restored paths that the snapshot does not hold are deleted (restic
+	// --delete). Without it, a restore merges: such files stay.
+	Delete bool
+	// DryRun writes nothing: the summary counts what would change and
+	// Changes lists it (restic --dry-run -vv).
+	DryRun bool
 }
+
+// RestoreChange is one file or directory a restore writes or deletes.
+type RestoreChange struct {
+	// Action is "restored" (new), "updated" or "deleted".
+	Action string `json:"action"`
+	Item   string `json:"item"`
+	Size   uint64 `json:"size,omitempty"`
+}
+
+// maxChanges bounds RestoreSummary.Changes; the counts stay exact.
+const maxChanges = 1000
 
 // RestoreSummary is restic's report of a restore.
 type RestoreSummary struct {
@@ -27,6 +45,12 @@ type RestoreSummary struct {
 	TotalBytes    uint64 `json:"total_bytes"`
 	BytesRestored uint64 `json:"bytes_restored"`
 	BytesSkipped  uint64 `json:"bytes_skipped"`
+	FilesDeleted  uint64 `json:"files_deleted"`
+	// Changes lists, on a dry run, what would be written or deleted (not
+	// what is unchanged), at most the first 1000 items.
+	Changes []RestoreChange `json:"changes,omitempty"`
+	// MoreChanges counts the changes left out of Changes.
+	MoreChanges int `json:"more_changes,omitempty"`
 }
 
 // Restore restores snapshot (an id, or "latest" of o.Filter) into target.
@@ -34,8 +58,10 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 	if target == "" {
 		return RestoreSummary{}, errors.New("restore: no target directory given")
 	}
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return RestoreSummary{}, fmt.Errorf("restore: create target %s: %w", target, err)
+	if !o.DryRun {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return RestoreSummary{}, fmt.Errorf("restore: create target %s: %w", target, err)
+		}
 	}
 	args, err := snapshotArgs(snapshot, o.Filter)
 	if err != nil {
@@ -48,7 +74,15 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 	if o.Verify {
 		args = append(args, "--verify")
 	}
+	if o.Delete {
+		args = append(args, "--delete")
+	}
+	if o.DryRun {
+		args = append(args, "--dry-run", "-vv")
+	}
 	var sum RestoreSummary
+	var changes []RestoreChange
+	more := 0
 	var restoreErrors []string
 	err = r.run(ctx, invocation{command: "restore", args: args, json: true, locking: true,
 		timeout: r.opts.Timeouts.Restore, onLine: func(b []byte) {
@@ -58,18 +92,30 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 				Error struct {
 					Message string `json:"message"`
 				} `json:"error"`
-				Item string `json:"item"`
+				Item   string `json:"item"`
+				Action string `json:"action"`
+				Size   uint64 `json:"size"`
 			}
 			if json.Unmarshal(b, &m) != nil {
 				return
 			}
 			switch m.Type {
+			case "verbose_status":
+				if m.Action == "unchanged" {
+					return
+				}
+				if len(changes) < maxChanges {
+					changes = append(changes, RestoreChange{Action: m.Action, Item: m.Item, Size: m.Size})
+				} else {
+					more++
+				}
 			case "summary":
 				sum = m.RestoreSummary
 			case "error":
 				restoreErrors = append(restoreErrors, r.redact.String(m.Item+": "+m.Error.Message))
 			}
 		}})
+	sum.Changes, sum.MoreChanges = changes, more
 	if err != nil {
 		return sum, fmt.Errorf("restore %s into %s: %w", snapshot, target, err)
 	}

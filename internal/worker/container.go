@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
-	"github.com/platback/platback/backup"
 	"github.com/platback/platback/internal/lines"
 )
 
@@ -85,14 +83,7 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 	}
 	_ = att.CloseWrite()
 
-	var stdout bytes.Buffer
-	logs := &logRelay{log: spec.Logger.With("worker", id[:12])}
-	logLines := logs.writer()
-	copied := make(chan error, 1)
-	go func() {
-		_, err := stdcopy.StdCopy(&limitWriter{w: &stdout, n: maxResponse}, logLines, att.Reader)
-		copied <- err
-	}()
+	out := readOutput(att.Reader, spec.Logger.With("worker", id[:12]))
 
 	var code int64
 	select {
@@ -107,29 +98,55 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 		cancel()
 		return Response{}, fmt.Errorf("worker %s stopped: %w", id[:12], ctx.Err())
 	}
-	select {
-	case <-copied:
-	case <-time.After(10 * time.Second):
-	}
-	logLines.Flush()
+	stdout, tail := out.finish(outputGrace, att.Close)
 
 	var resp Response
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &resp); err != nil {
-		return Response{}, fmt.Errorf("worker %s exited with status %d without a result: %s", id[:12], code, logs.tail())
+	if err := json.Unmarshal(bytes.TrimSpace(stdout), &resp); err != nil {
+		if tail == "" {
+			tail = "it printed nothing"
+			if code == 137 {
+				tail += " (status 137: it was killed with SIGKILL)"
+			}
+		}
+		return Response{}, fmt.Errorf("worker %s exited with status %d without a result: %s", id[:12], code, tail)
 	}
 	return resp, nil
 }
 
-// Err turns a Response's error text back into an error; partial backups
-// match backup.ErrPartialBackup.
-func (r Response) Err() error {
-	switch {
-	case r.Error == "":
-		return nil
-	case r.Partial:
-		return fmt.Errorf("%w: %s", backup.ErrPartialBackup, r.Error)
+// outputGrace is how long the worker's output may go on after it exited.
+var outputGrace = 10 * time.Second
+
+// output demultiplexes a worker's attached stream: stdout (the Response)
+// into a bounded buffer, stderr (its JSON logs) through the sidecar's logger.
+type output struct {
+	stdout bytes.Buffer
+	logs   *logRelay
+	lines  *lines.Writer
+	done   chan struct{}
+}
+
+func readOutput(r io.Reader, log *slog.Logger) *output {
+	o := &output{logs: &logRelay{log: log}, done: make(chan struct{})}
+	o.lines = o.logs.writer()
+	go func() {
+		defer close(o.done)
+		_, _ = stdcopy.StdCopy(&limitWriter{w: &o.stdout, n: maxResponse}, o.lines, r)
+	}()
+	return o
+}
+
+// finish waits up to grace for the stream to end; past it, it closes the
+// stream and waits for the reader to stop, so nothing writes the buffers
+// while they are read. It returns stdout and the last log lines.
+func (o *output) finish(grace time.Duration, closeStream func()) ([]byte, string) {
+	select {
+	case <-o.done:
+	case <-time.After(grace):
+		closeStream()
+		<-o.done
 	}
-	return errors.New(r.Error)
+	o.lines.Flush()
+	return o.stdout.Bytes(), o.logs.tail()
 }
 
 // logRelay re-logs the worker's JSON log lines through the sidecar's logger.

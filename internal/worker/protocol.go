@@ -9,6 +9,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,10 @@ type Request struct {
 	Path string `json:"path"`
 	// Snapshot to restore ("latest" of Tags and Host when empty).
 	Snapshot string `json:"snapshot,omitempty"`
+	// Mirror deletes files the snapshot does not hold (restore only).
+	Mirror bool `json:"mirror,omitempty"`
+	// DryRun reports what a restore would change and writes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Response is what a worker prints on stdout when it is done.
@@ -48,9 +53,60 @@ type Response struct {
 	Restore  backup.RestoreSummary `json:"restore"`
 	Duration time.Duration         `json:"duration"`
 	Error    string                `json:"error,omitempty"`
-	Partial  bool                  `json:"partial,omitempty"`
-	Errors   []string              `json:"errors,omitempty"`
+	// Kind names the backup sentinel error the worker's error matched
+	// (see errorKinds), so errors.Is works across the container boundary.
+	Kind   string   `json:"kind,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
+
+// errorKinds are the backup errors a Response carries by name.
+var errorKinds = map[string]error{
+	"partial":        backup.ErrPartialBackup,
+	"repo-not-found": backup.ErrRepoNotFound,
+	"wrong-password": backup.ErrWrongPassword,
+	"locked":         backup.ErrLocked,
+	"interrupted":    backup.ErrInterrupted,
+	"no-summary":     backup.ErrNoSummary,
+	"bucket-missing": backup.ErrBucketMissing,
+	"access-denied":  backup.ErrAccessDenied,
+	"unsupported":    backup.ErrUnsupportedRestic,
+	"bad-url":        backup.ErrBadURL,
+	"removes-all":    backup.ErrPolicyRemovesAll,
+	"init-race":      backup.ErrInitRace,
+}
+
+// failed fills the error fields of a Response from err.
+func (r *Response) failed(err error) {
+	r.Error = err.Error()
+	for name, sentinel := range errorKinds {
+		if errors.Is(err, sentinel) {
+			r.Kind = name
+			return
+		}
+	}
+}
+
+// Err turns a Response's error back into an error that matches the backup
+// sentinel the worker's error matched (errors.Is), e.g.
+// backup.ErrPartialBackup for a partial backup.
+func (r Response) Err() error {
+	if r.Error == "" {
+		return nil
+	}
+	if sentinel, ok := errorKinds[r.Kind]; ok {
+		return &remoteError{msg: r.Error, sentinel: sentinel}
+	}
+	return errors.New(r.Error)
+}
+
+// remoteError is a worker's error text that matches its sentinel.
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
 
 // Serve is the worker's side: read a Request from in, run it with the
 // restic binary, write a Response to out. Logs go to logOut.
@@ -72,24 +128,26 @@ func run(ctx context.Context, req Request, restic string, log *slog.Logger) Resp
 		Timeouts: backup.Timeouts{Backup: req.Timeout, Restore: req.Timeout},
 	})
 	if err != nil {
-		return Response{Error: err.Error()}
+		var resp Response
+		resp.failed(err)
+		return resp
 	}
 	switch req.Op {
 	case OpBackup:
 		s, err := repo.Backup(ctx, []string{req.Path}, backup.BackupOptions{Tags: req.Tags})
 		resp := Response{Summary: s, Errors: s.Errors}
 		if err != nil {
-			resp.Error = err.Error()
-			resp.Partial = s.SnapshotID != ""
+			resp.failed(err)
 		}
 		return resp
 	case OpRestore:
 		// The volume is mounted at Path: restore the snapshot's Path onto /.
 		s, err := repo.Restore(ctx, req.Snapshot, "/", backup.RestoreOptions{
-			Filter: backup.Filter{Host: req.Host, Tags: req.Tags, Paths: []string{req.Path}}, Include: []string{req.Path}})
+			Filter: backup.Filter{Host: req.Host, Tags: req.Tags, Paths: []string{req.Path}}, Include: []string{req.Path},
+			Delete: req.Mirror, DryRun: req.DryRun})
 		resp := Response{Restore: s}
 		if err != nil {
-			resp.Error = err.Error()
+			resp.failed(err)
 		}
 		return resp
 	}
