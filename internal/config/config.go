@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,8 @@ type Var struct {
 }
 
 // Vars are the sidecar's own variables. Credentials (RESTIC_PASSWORD,
-// AWS_*, VAULT_*) are read by package vaultcreds and listed in VaultVars.
+// AWS_*, VAULT_*) are not listed here: package vaultcreds reads them (its
+// Env* constants name them, its package documentation explains them).
 var Vars = []Var{
 	{Name: "RESTIC_REPOSITORY", Doc: "restic repository URL, e.g. `s3:https://minio.internal/restic-stackback-app-bucket`. May come from Vault instead (field `repository`)."},
 	{Name: "BACKUP_CRON", Aliases: []string{"CRON_SCHEDULE"}, Default: "0 2 * * *", Doc: "when to back up: 5-field cron, `@daily`-style, or `@every 6h`."},
@@ -44,13 +46,13 @@ var Vars = []Var{
 	{Name: "RESTIC_KEEP_YEARLY", Aliases: []string{"KEEP_YEARLY"}, Doc: "retention: keep N yearly snapshots."},
 	{Name: "RETENTION_CRON", Doc: "apply retention on this schedule instead of after each successful run."},
 	{Name: "CHECK_AFTER_BACKUP", Default: "false", Doc: "run `restic check` after each run."},
-	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, e.g. `5%`."},
-	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup."},
-	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop."},
+	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, in the forms restic check `--read-data-subset` takes: `n/t` (part n of t, t at most 256, e.g. `1/10`), a percentage (`5%`, `2.5%`) or a size (`500M`, `2G`)."},
+	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup; at least `1m`."},
+	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
 	{Name: "LOG_LEVEL", Default: "info", Doc: "`debug`, `info`, `warn` or `error`."},
 	{Name: "LOG_FORMAT", Default: "text", Doc: "`text` or `json`."},
-	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address of the HTTP endpoint serving `/metrics` and `/healthz`; empty turns it off."},
-	{Name: "HEALTH_MAX_AGE_FACTOR", Default: "2", Doc: "`sidecar health` fails when the last successful run is older than this many schedule intervals."},
+	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address (`host:port` or `:port`) of the HTTP endpoint serving `/metrics` and `/healthz`; empty turns it off. `sidecar health` asks this host, or 127.0.0.1 when the host is empty, `0.0.0.0` or `::`."},
+	{Name: "HEALTH_MAX_AGE_FACTOR", Default: "2", Doc: "`sidecar health` fails when no run has succeeded for this many schedule gaps after the start of the last successful run (or of the sidecar): 1 to 1000, fractions allowed. Each gap between two consecutive scheduled runs counts as one whatever its length, so a weekday, monthly or December-only schedule stays healthy through its long gaps; with `2` it fails once the second scheduled run after the last success is due, so one missed run, or a run in progress, does not count against it."},
 	{Name: "PLATBACK_LABEL_PREFIX", Default: discover.DefaultLabelPrefix, Doc: "prefix of the backup labels."},
 	{Name: "PLATBACK_PROJECT", Doc: "compose project to back up; needed outside a container, overrides detection inside one."},
 	{Name: "PLATBACK_CONTAINER", Doc: "the sidecar's own container id or name, when detection fails."},
@@ -62,6 +64,12 @@ var Vars = []Var{
 	{Name: "PLATBACK_RESTIC", Default: "restic", Doc: "the restic binary (restic 0.19.x); the image ships it."},
 	{Name: "PLATBACK_WORKER_IMAGE", Doc: "image of the short-lived worker containers that read volumes; default the sidecar's own image."},
 }
+
+// MinBackupTimeout is the shortest BACKUP_TIMEOUT accepted.
+const MinBackupTimeout = time.Minute
+
+// MaxHealthFactor is the largest HEALTH_MAX_AGE_FACTOR accepted.
+const MaxHealthFactor = 1000
 
 // Config is the checked configuration.
 type Config struct {
@@ -112,6 +120,18 @@ func Load(getenv func(string) string) (Config, error) {
 	bad := func(name, value, fix string) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fix))
 	}
+	// duration is a duration of at least min (why says what needs it).
+	duration := func(name string, min time.Duration, why string) time.Duration {
+		v, used := get(name)
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		switch {
+		case err != nil || d < 0:
+			bad(used, v, "want a duration such as 30s, 20m or 12h")
+		case d < min:
+			bad(used, v, fmt.Sprintf("want at least %s: %s", fmtDuration(min), why))
+		}
+		return d
+	}
 	boolean := func(name string) bool {
 		v, used := get(name)
 		b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
@@ -119,17 +139,6 @@ func Load(getenv func(string) string) (Config, error) {
 			bad(used, v, "want true or false")
 		}
 		return b
-	}
-	duration := func(name string) time.Duration {
-		v, used := get(name)
-		if v == "0" {
-			return 0
-		}
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil || d < 0 {
-			bad(used, v, "want a duration such as 30s, 20m or 12h")
-		}
-		return d
 	}
 
 	var c Config
@@ -139,7 +148,9 @@ func Load(getenv func(string) string) (Config, error) {
 	switch {
 	case c.Repository != "":
 		if _, err := backup.ParseLocation(c.Repository); err != nil {
-			bad("RESTIC_REPOSITORY", c.Repository, err.Error())
+			// Credentials in the URL must not reach logs: the value and
+			// ParseLocation's error show it redacted.
+			bad("RESTIC_REPOSITORY", backup.RedactURL(c.Repository), err.Error())
 		}
 	case !c.VaultEnabled:
 		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
@@ -148,7 +159,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cron, cronName := get("BACKUP_CRON")
 	tz, _ := get("BACKUP_TZ")
 	c.Project = str("PLATBACK_PROJECT")
-	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: duration("BACKUP_STAGGER"), Name: c.Project}
+	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: duration("BACKUP_STAGGER", 0, ""), Name: c.Project}
 	if c.Schedule.Name == "" {
 		c.Schedule.Name = "platback" // replaced by the discovered project at run time
 	}
@@ -169,8 +180,20 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.Check = boolean("CHECK_AFTER_BACKUP")
 	c.CheckSubset = str("CHECK_READ_DATA_SUBSET")
-	c.BackupTimeout = duration("BACKUP_TIMEOUT")
-	c.StopTimeout = duration("STOP_TIMEOUT")
+	if c.CheckSubset != "" {
+		if err := checkReadDataSubset(c.CheckSubset); err != nil {
+			bad("CHECK_READ_DATA_SUBSET", c.CheckSubset, err.Error()+"; "+subsetHelp)
+		}
+	}
+	c.BackupTimeout = duration("BACKUP_TIMEOUT", MinBackupTimeout,
+		"it bounds a whole backup of one target, e.g. 12h (the default)")
+	// Docker's stop API counts whole seconds: below one second it would
+	// kill the container at once, and a fraction is rounded up.
+	c.StopTimeout = duration("STOP_TIMEOUT", time.Second,
+		"Docker counts the stop timeout in whole seconds, so less kills the container at once; e.g. 30s (the default)")
+	if r := c.StopTimeout % time.Second; r > 0 {
+		c.StopTimeout += time.Second - r
+	}
 
 	level := str("LOG_LEVEL")
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
@@ -182,14 +205,17 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Listen = str("METRICS_LISTEN")
 	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			bad("METRICS_LISTEN", c.Listen, "want host:port or :port, e.g. :9095")
+		_, port, err := net.SplitHostPort(c.Listen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+			bad("METRICS_LISTEN", c.Listen, "want host:port or :port with a port number from 1 to 65535, e.g. :9095")
 		}
 	}
 	factor := str("HEALTH_MAX_AGE_FACTOR")
 	var err error
-	if c.HealthFactor, err = strconv.ParseFloat(factor, 64); err != nil || c.HealthFactor < 1 {
-		bad("HEALTH_MAX_AGE_FACTOR", factor, "want a number of schedule intervals, 1 or more")
+	// ParseFloat also takes NaN and Inf, which no comparison catches.
+	c.HealthFactor, err = strconv.ParseFloat(factor, 64)
+	if err != nil || !(c.HealthFactor >= 1 && c.HealthFactor <= MaxHealthFactor) {
+		bad("HEALTH_MAX_AGE_FACTOR", factor, "want a number of schedule gaps from 1 to 1000, e.g. 2 (the default)")
 	}
 
 	c.LabelPrefix = str("PLATBACK_LABEL_PREFIX")
@@ -198,10 +224,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Container = str("PLATBACK_CONTAINER")
 	if p := str("PLATBACK_PROJECTS"); p != "" {
-		for _, name := range strings.Split(p, ",") {
+		for name := range strings.SplitSeq(p, ",") {
 			name = strings.TrimSpace(name)
 			if name == "" || name == "*" || strings.ContainsAny(name, "*?") {
 				bad("PLATBACK_PROJECTS", p, "want a comma list of compose project names; wildcards are not allowed")
+				break
+			}
+			if slices.Contains(c.Projects, name) {
+				bad("PLATBACK_PROJECTS", p, fmt.Sprintf("project %q is listed twice; list each project once", name))
 				break
 			}
 			c.Projects = append(c.Projects, name)
@@ -212,6 +242,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CacheDir = str("PLATBACK_CACHE_DIR")
 	if !filepath.IsAbs(c.CacheDir) {
 		bad("PLATBACK_CACHE_DIR", c.CacheDir, "want an absolute path, e.g. /cache")
+	} else {
+		// Mount destinations are compared with it: /cache/ must be /cache.
+		c.CacheDir = filepath.Clean(c.CacheDir)
 	}
 	c.CreateBucket = boolean("PLATBACK_CREATE_BUCKET")
 	c.WorkerImage = str("PLATBACK_WORKER_IMAGE")
@@ -263,4 +296,16 @@ func MarkdownTable() string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, def, v.Doc)
 	}
 	return b.String()
+}
+
+// fmtDuration prints a duration without zero parts: 1m, not 1m0s.
+func fmtDuration(d time.Duration) string {
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -71,6 +72,111 @@ func TestLoadRepositoryRequiredWithoutVault(t *testing.T) {
 	require.ErrorContains(t, err, "RESTIC_REPOSITORY is not set", "VAULT_ADDR alone does not turn Vault on")
 	_, err = Load(env(map[string]string{"VAULT_ADDR": "https://vault.internal:8200", "VAULT_SECRET_PATH": "ansible/data/stackback_app", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s"}))
 	require.NoError(t, err, "Vault may provide the repository (field repository)")
+}
+
+// Values that parse but would break later are refused at start-up, each
+// with the variable, the value and the fix.
+func TestLoadRejectsValuesThatBreakLater(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        []string // in the message, besides NAME="value"
+	}{
+		{"HEALTH_MAX_AGE_FACTOR", "NaN", []string{"from 1 to 1000"}},
+		{"HEALTH_MAX_AGE_FACTOR", "Inf", []string{"from 1 to 1000"}},
+		{"HEALTH_MAX_AGE_FACTOR", "+Inf", []string{"from 1 to 1000"}},
+		{"HEALTH_MAX_AGE_FACTOR", "infinity", []string{"from 1 to 1000"}},
+		{"HEALTH_MAX_AGE_FACTOR", "1e300", []string{"from 1 to 1000"}},
+		{"HEALTH_MAX_AGE_FACTOR", "0.5", []string{"from 1 to 1000"}},
+		{"STOP_TIMEOUT", "500ms", []string{"at least 1s", "whole seconds"}},
+		{"STOP_TIMEOUT", "999ms", []string{"at least 1s"}},
+		{"STOP_TIMEOUT", "0", []string{"at least 1s"}},
+		{"BACKUP_TIMEOUT", "1ns", []string{"at least 1m"}},
+		{"BACKUP_TIMEOUT", "59s", []string{"at least 1m"}},
+		{"BACKUP_TIMEOUT", "0", []string{"at least 1m"}},
+		{"PLATBACK_PROJECTS", "a,b,a", []string{`project "a" is listed twice`}},
+		{"PLATBACK_PROJECTS", "app, db ,app", []string{`project "app" is listed twice`}},
+		{"METRICS_LISTEN", ":0", []string{"port number from 1 to 65535"}},
+		{"METRICS_LISTEN", ":http", []string{"port number from 1 to 65535"}},
+		{"METRICS_LISTEN", "10.0.0.5:70000", []string{"port number from 1 to 65535"}},
+	}
+	for _, bad := range []string{
+		"abc", "5", "0/10", "11/10", "1/257", "1/2/3", "1/", "/", "0%", "-5%", "100.1%", "NaN%", "Inf%", "%",
+		"0M", "-5M", "1.5G", "5MB", "5 %", "five percent",
+	} {
+		tests = append(tests, struct {
+			name, value string
+			want        []string
+		}{"CHECK_READ_DATA_SUBSET", bad, []string{"want n/t", "a percentage above 0 and at most 100", "a size"}})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := Load(env(map[string]string{"RESTIC_REPOSITORY": "/srv/repo", tt.name: tt.value}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%s=%q: ", tt.name, tt.value))
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+// Values accepted, some made to work: the cache path is cleaned (mount
+// destinations are compared with it), a stop timeout is rounded up to
+// whole seconds, and every --read-data-subset form restic 0.19 takes passes.
+func TestLoadAcceptsAndNormalises(t *testing.T) {
+	tests := []struct {
+		name, value string
+		check       func(t *testing.T, c Config)
+	}{
+		{"PLATBACK_CACHE_DIR", "/cache/", func(t *testing.T, c Config) { assert.Equal(t, "/cache", c.CacheDir) }},
+		{"PLATBACK_CACHE_DIR", "/var/cache//platback/./", func(t *testing.T, c Config) { assert.Equal(t, "/var/cache/platback", c.CacheDir) }},
+		{"STOP_TIMEOUT", "1s", func(t *testing.T, c Config) { assert.Equal(t, time.Second, c.StopTimeout) }},
+		{"STOP_TIMEOUT", "1500ms", func(t *testing.T, c Config) { assert.Equal(t, 2*time.Second, c.StopTimeout) }},
+		{"STOP_TIMEOUT", "2m", func(t *testing.T, c Config) { assert.Equal(t, 2*time.Minute, c.StopTimeout) }},
+		{"BACKUP_TIMEOUT", "1m", func(t *testing.T, c Config) { assert.Equal(t, time.Minute, c.BackupTimeout) }},
+		{"HEALTH_MAX_AGE_FACTOR", "1", func(t *testing.T, c Config) { assert.Equal(t, 1.0, c.HealthFactor) }},
+		{"HEALTH_MAX_AGE_FACTOR", "2.5", func(t *testing.T, c Config) { assert.Equal(t, 2.5, c.HealthFactor) }},
+		{"HEALTH_MAX_AGE_FACTOR", "1000", func(t *testing.T, c Config) { assert.Equal(t, 1000.0, c.HealthFactor) }},
+		{"PLATBACK_PROJECTS", "a, b", func(t *testing.T, c Config) { assert.Equal(t, []string{"a", "b"}, c.Projects) }},
+		{"METRICS_LISTEN", "[::1]:9095", func(t *testing.T, c Config) { assert.Equal(t, "[::1]:9095", c.Listen) }},
+	}
+	for _, good := range []string{
+		"1/10", "10/10", "1/1", "3/256", "5%", "2.5%", "0.01%", "100%", "100.0%",
+		"500M", "500m", "2G", "1T", "1024K", "4096B", "4096b",
+	} {
+		tests = append(tests, struct {
+			name, value string
+			check       func(t *testing.T, c Config)
+		}{"CHECK_READ_DATA_SUBSET", good, func(t *testing.T, c Config) { assert.Equal(t, good, c.CheckSubset) }})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"RESTIC_REPOSITORY": "/srv/repo", tt.name: tt.value}))
+			require.NoError(t, err)
+			tt.check(t, c)
+		})
+	}
+}
+
+// A repository URL with credentials in it is shown redacted: no part of
+// the user:password reaches the start-up error.
+func TestLoadRedactsRepositoryCredentials(t *testing.T) {
+	for _, repo := range []string{
+		"s3:https://AKIAEXAMPLEKEY:wJalrXUtnFEMIsecret@minio.internal/restic-app-bucket",
+		"s3:http://AKIAEXAMPLEKEY:wJalrXUtnFEMIsecret@127.0.0.1:9000/",
+		"https://backupuser:hunter2hunter2@rest.internal/app", // not a restic form
+	} {
+		t.Run(repo, func(t *testing.T) {
+			_, err := Load(env(map[string]string{"RESTIC_REPOSITORY": repo}))
+			require.Error(t, err)
+			msg := err.Error()
+			assert.Contains(t, msg, "RESTIC_REPOSITORY=")
+			assert.Contains(t, msg, "***@")
+			for _, secret := range []string{"AKIAEXAMPLEKEY", "wJalrXUtnFEMIsecret", "backupuser", "hunter2"} {
+				assert.NotContains(t, msg, secret)
+			}
+		})
+	}
 }
 
 // The README's variable table is MarkdownTable, word for word.
