@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -16,9 +18,9 @@ import (
 	"github.com/platback/platback/schedule"
 )
 
-// healthState answers /healthz: healthy while the last run succeeded and is
-// younger than HEALTH_MAX_AGE_FACTOR schedule intervals (before the first
-// run: while the sidecar is younger than that).
+// healthState answers /healthz: healthy while the last run succeeded and
+// no more than HEALTH_MAX_AGE_FACTOR schedule gaps have passed since it
+// started (before the first run: since the sidecar started); see deadline.
 type healthState struct {
 	mu          sync.Mutex
 	started     time.Time
@@ -43,13 +45,42 @@ func (h *healthState) finished(res runner.Result) {
 	}
 }
 
-// interval is the time between two scheduled runs around now.
-func (h *healthState) interval(now time.Time) time.Duration {
-	if d := h.table.Interval(); d > 0 {
-		return d
+// deadline is when the sidecar turns unhealthy without a new success: the
+// instant factor schedule gaps after since, where each gap between two
+// consecutive scheduled runs counts as one whatever its length. Time within
+// a gap counts in proportion: a factor of 2 from a success halfway through
+// a 72h weekend gap ends halfway through the second 24h gap after it. On a
+// regular schedule (every gap the same, e.g. "0 2 * * *" or "@every 6h")
+// this is since + factor × gap; on an irregular one ("0 2 * * 1-5",
+// "0 2 1 * *", "0 2 * 12 *") a long gap cannot make the sidecar unhealthy
+// while no run was missed, and a short gap after it is not stretched.
+// Gaps are measured in absolute time, so across a daylight-saving change a
+// daily schedule has a 23h or a 25h gap. The zero time means no deadline
+// (the schedule has no run ahead).
+func deadline(table *schedule.Timetable, since time.Time, factor float64) time.Time {
+	next := table.Next(since)
+	if next.IsZero() {
+		return time.Time{}
 	}
-	a := h.table.Next(now)
-	return h.table.Next(a).Sub(a)
+	prev := table.Prev(next) // the last run at or before since
+	if prev.IsZero() || prev.After(since) {
+		prev = since
+	}
+	whole, frac := math.Modf(factor)
+	// pos is how far into gap a→b the deadline falls, in gaps.
+	pos := float64(since.Sub(prev))/float64(next.Sub(prev)) + frac
+	steps := int(whole)
+	if pos >= 1 {
+		pos--
+		steps++
+	}
+	a, b := prev, next
+	for range steps {
+		if a, b = b, table.Next(b); b.IsZero() {
+			return time.Time{}
+		}
+	}
+	return a.Add(time.Duration(math.Round(pos * float64(b.Sub(a)))))
 }
 
 type healthReport struct {
@@ -58,22 +89,32 @@ type healthReport struct {
 	LastRun     time.Time `json:"last_run,omitzero"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	MaxAge      string    `json:"max_age"`
+	// Deadline is when the sidecar turns unhealthy without a new success.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 func (h *healthState) report(now time.Time) healthReport {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	maxAge := time.Duration(h.factor * float64(h.interval(now)))
-	r := healthReport{LastRun: h.lastRun, LastSuccess: h.lastSuccess, MaxAge: maxAge.String()}
+	since := h.lastSuccess
+	if since.IsZero() {
+		since = h.started
+	}
+	due := deadline(h.table, since, h.factor)
+	overdue := !due.IsZero() && now.After(due)
+	r := healthReport{LastRun: h.lastRun, LastSuccess: h.lastSuccess, Deadline: due, MaxAge: "none: no scheduled run ahead"}
+	if !due.IsZero() {
+		r.MaxAge = due.Sub(since).String()
+	}
 	switch {
-	case h.lastRun.IsZero() && now.Sub(h.started) <= maxAge:
+	case h.lastRun.IsZero() && !overdue:
 		r.Healthy, r.Reason = true, "no run yet"
 	case h.lastRun.IsZero():
 		r.Reason = "no run for " + now.Sub(h.started).Round(time.Second).String()
 	case !h.lastOK:
 		r.Reason = "last run failed: " + h.lastError
-	case now.Sub(h.lastSuccess) > maxAge:
-		r.Reason = "last success is older than " + maxAge.String()
+	case overdue:
+		r.Reason = "last success is older than " + r.MaxAge
 	default:
 		r.Healthy, r.Reason = true, "last run succeeded"
 	}
@@ -101,9 +142,8 @@ func newHealthCmd() *cobra.Command {
 			if cfg.Listen == "" {
 				return fmt.Errorf("METRICS_LISTEN is empty: the health check needs the daemon's /healthz endpoint")
 			}
-			_, port, _ := net.SplitHostPort(cfg.Listen)
 			client := &http.Client{Timeout: 5 * time.Second}
-			resp, err := client.Get("http://127.0.0.1:" + port + "/healthz")
+			resp, err := client.Get(healthURL(cfg.Listen))
 			if err != nil {
 				return fmt.Errorf("health: %w", err)
 			}
@@ -117,4 +157,16 @@ func newHealthCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// healthURL is the daemon's /healthz for METRICS_LISTEN: on its host when
+// it listens on one address (an IPv6 one in brackets), on 127.0.0.1 when it
+// listens on all of them (host empty, 0.0.0.0 or ::).
+func healthURL(listen string) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/healthz"}
+	return u.String()
 }
