@@ -1,7 +1,8 @@
-// Package dbdump knows the commands that dump and restore each database
-// engine inside its own container: pg_dumpall/psql for postgres,
-// mariadb-dump/mariadb and mysqldump/mysql. Passwords travel in the exec's
-// environment (PGPASSWORD, MYSQL_PWD), never in a command line.
+// Package dbdump dumps and restores the database of a container, with the
+// engine's own tools run inside that container: pg_dumpall/psql for
+// postgres, mariadb-dump/mariadb and mysqldump/mysql. Passwords travel in
+// the exec's environment (PGPASSWORD, MYSQL_PWD), never in a command line
+// or an error.
 package dbdump
 
 import (
@@ -12,19 +13,27 @@ import (
 	"github.com/platback/platback/discover"
 )
 
-// Commands returns the dump command and its extra environment.
+// Commands returns, for a database target and its credentials, the
+// command that writes a dump to stdout, the command that reads one from
+// stdin and restores it, and the environment both need (the password).
+//
+//   - postgres: pg_dumpall --username U (every database and role), restored
+//     by psql into the "postgres" database with ON_ERROR_STOP=1, so the
+//     first failed statement stops it with a non-zero exit. Restore does
+//     more than run this command: see Restore.
+//   - mariadb, mysql: mariadb-dump (mysqldump) --all-databases
+//     --single-transaction --routines --events --triggers, restored by
+//     mariadb (mysql), which stops at the first error.
 func Commands(t discover.Target, c discover.Credentials) (dump, restore []string, env []string, err error) {
 	if t.Database == nil {
 		return nil, nil, nil, fmt.Errorf("target %s is not a database", t.Path)
 	}
 	switch t.Database.Engine {
 	case discover.KindPostgres:
-		user := c.User
-		if user == "" {
-			user = "postgres"
-		}
+		user := pgUser(c)
 		dump = []string{"pg_dumpall", "--username", user}
-		restore = []string{"psql", "--username", user, "--dbname", "postgres", "--quiet", "--set", "ON_ERROR_STOP=0"}
+		restore = []string{"psql", "--username", user, "--dbname", "postgres", "--no-psqlrc", "--no-password",
+			"--quiet", "--set", "ON_ERROR_STOP=1", "--file", "-"}
 		if c.Password != "" {
 			env = []string{"PGPASSWORD=" + c.Password}
 		}
@@ -46,6 +55,14 @@ func Commands(t discover.Target, c discover.Credentials) (dump, restore []string
 		return nil, nil, nil, fmt.Errorf("target %s: unknown database engine %q", t.Path, t.Database.Engine)
 	}
 	return dump, restore, env, nil
+}
+
+// pgUser is the role dump and restore log in as.
+func pgUser(c discover.Credentials) string {
+	if c.User == "" {
+		return "postgres"
+	}
+	return c.User
 }
 
 // Dump streams a database target's dump to w. It fails, having written

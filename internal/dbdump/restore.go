@@ -1,10 +1,11 @@
 package dbdump
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,68 +15,288 @@ import (
 	"github.com/platback/platback/discover"
 )
 
-// Restore pipes a dump from r into the database container's client
-// (psql or mariadb/mysql). It returns the client's error output when it
-// exits non-zero.
+// Restore feeds a dump made by Dump, read from r, to the database client
+// in t's container, and fails with the client's own error text as soon as
+// one statement fails (psql with ON_ERROR_STOP=1; mariadb and mysql stop
+// at the first error).
+//
+// postgres: the dump is a pg_dumpall of the whole cluster, which
+// restores into a server whose databases are empty, as on a new data
+// volume where the image created POSTGRES_DB. Before reading r, Restore
+// lists the server's roles and databases and refuses, changing nothing,
+// when a database (postgres included) holds objects (ErrNotEmpty) or when
+// an empty database it would replace has open sessions (ErrInUse). Then,
+// as the dump streams by, roles that exist are not created again (their
+// ALTER ROLE applies, password included) and each empty database is
+// dropped just before the dump creates it.
+//
+// mariadb, mysql: the dump drops and re-creates each table it holds (DROP
+// TABLE IF EXISTS, routines and events likewise), so restoring over a
+// server that has the data replaces it; tables and databases the dump
+// does not hold are left alone.
+//
+// A dump that ends early (cut short, or r fails) fails with
+// ErrIncompleteDump and a client error: the client is made to stop on it,
+// so the table whose data was cut keeps none of it, but what came before
+// in the dump was restored. After any failure part of the dump may be
+// restored: the error says so.
 func Restore(ctx context.Context, cli *client.Client, d *discover.Discoverer, t discover.Target, r io.Reader) error {
-	_, cmd, env, err := commandsNow(ctx, d, t)
+	if t.Database == nil {
+		return fmt.Errorf("target %s is not a database", t.Path)
+	}
+	creds, err := d.Credentials(ctx, t)
 	if err != nil {
 		return err
 	}
-	ex, err := cli.ExecCreate(ctx, t.Container.ID, client.ExecCreateOptions{
+	_, cmd, env, err := Commands(t, creds)
+	if err != nil {
+		return err
+	}
+	name := t.Container.Name
+	if t.Database.Engine != discover.KindPostgres {
+		s := newMySQLStream(r, cmd[0])
+		res := runClient(ctx, cli, t.Container.ID, cmd, env, s)
+		return res.err(ctx, name, cmd[0], creds.Password, mysqlAdvice)
+	}
+
+	cl, err := inspectPostgres(ctx, d, t, pgUser(creds), env)
+	if err != nil {
+		return err
+	}
+	roles, replace, err := cl.check(name)
+	if err != nil {
+		return err
+	}
+	s := newPGStream(r, roles, replace)
+	res := runClient(ctx, cli, t.Container.ID, cmd, env, s)
+	if err := res.err(ctx, name, "psql", creds.Password, pgAdvice); err != nil {
+		return err
+	}
+	slog.InfoContext(ctx, "dbdump: pg_dumpall restored", slog.String("container", name),
+		slog.Int("lines", s.lines), slog.Any("existing_roles_kept", s.skippedRoles),
+		slog.Any("empty_databases_replaced", s.droppedDBs))
+	return nil
+}
+
+// What a failed restore left behind, after the client's error.
+const (
+	pgAdvice = "The statements before it were applied: before running restore again, drop the databases it created " +
+		"(or start from a new, empty database volume)."
+	mysqlAdvice = "The statements before it were applied: the tables the dump holds up to there were replaced, and the one " +
+		"it stopped at may be missing; restore a good dump (another snapshot) to repair them."
+)
+
+// clientResult is how a client fed by runClient ended.
+type clientResult struct {
+	code    int    // exit status; -1 when unknown
+	stderr  string // the end of its error output
+	readErr error  // reading the dump: ErrIncompleteDump, r's error
+	sendErr error  // the client stopped reading, or the engine failed
+}
+
+// stderrKeep is how much of a client's error output is kept (the end).
+const stderrKeep = 8 << 10
+
+// errClientGone stops the copy when the client has exited.
+var errClientGone = errors.New("the client exited before reading the whole dump")
+
+// runClient runs cmd in the container with src on its standard input and
+// waits for it to exit. Its standard output is discarded. Streaming stops
+// as soon as the client has exited (its output ended, or the engine says
+// so): on Docker 20.10 the rest of the input would otherwise either be
+// taken and thrown away (a minute for 300 MB after psql stopped at line 1)
+// or block a write for tens of seconds.
+func runClient(ctx context.Context, cli *client.Client, containerID string, cmd, env []string, src io.Reader) clientResult {
+	res := clientResult{code: -1}
+	ex, err := cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{
 		Cmd: cmd, Env: env, AttachStdin: true, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		return fmt.Errorf("restore into %s: %w", t.Container.Name, err)
+		res.sendErr = err
+		return res
 	}
 	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return fmt.Errorf("restore into %s: %w", t.Container.Name, err)
+		res.sendErr = err
+		return res
 	}
 	defer att.Close()
 	stop := context.AfterFunc(ctx, att.Close)
 	defer stop()
 
-	var out bytes.Buffer
-	copied := make(chan error, 1)
+	stderr := &tailWriter{max: stderrKeep}
+	outputDone := make(chan struct{})
 	go func() {
-		_, err := stdcopy.StdCopy(&tailWriter{b: &out}, &tailWriter{b: &out}, att.Reader)
-		copied <- err
+		defer close(outputDone)
+		_, _ = stdcopy.StdCopy(io.Discard, stderr, att.Reader)
 	}()
-	_, werr := io.Copy(att.Conn, r)
-	_ = att.CloseWrite()
-	<-copied
-	if werr != nil {
-		return fmt.Errorf("send the dump to %s in %s: %w", cmd[0], t.Container.Name, werr)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	exited := make(chan struct{})
+	go func() {
+		defer func() {
+			close(exited)
+			// The Engine stops reading the input of an exited exec: a
+			// write in progress would wait (16 to 34 s seen) for nothing.
+			_ = att.Conn.SetWriteDeadline(time.Now())
+		}()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-outputDone:
+				return
+			case <-time.After(exitPoll):
+			}
+			if ins, err := cli.ExecInspect(watchCtx, ex.ID, client.ExecInspectOptions{}); err == nil && !ins.Running {
+				return
+			}
+		}
+	}()
+
+	buf := make([]byte, 256<<10)
+	for res.sendErr == nil {
+		n, err := src.Read(buf)
+		if n > 0 {
+			select {
+			case <-exited:
+				res.sendErr = errClientGone
+			default:
+				if _, werr := att.Conn.Write(buf[:n]); werr != nil {
+					res.sendErr = werr
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			res.readErr = err
+			break
+		}
 	}
+	_ = att.CloseWrite()
+	<-outputDone
+	stopWatch()
+	res.stderr = stderr.String()
+
+	delay := 5 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return fmt.Errorf("restore into %s: %w", t.Container.Name, err)
+			res.sendErr = errors.Join(res.sendErr, err)
+			return res
 		}
 		if !ins.Running {
-			if ins.ExitCode != 0 {
-				return fmt.Errorf("%s in %s exited with status %d: %s", cmd[0], t.Container.Name, ins.ExitCode, strings.TrimSpace(out.String()))
-			}
-			return nil
+			res.code = ins.ExitCode
+			return res
+		}
+		if time.Now().After(deadline) {
+			res.sendErr = errors.Join(res.sendErr, errors.New("the client's output ended but it still runs: the connection to the engine was cut"))
+			return res
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+			return res
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, 200*time.Millisecond)
 	}
 }
 
-// tailWriter keeps the last 4 KiB written to b.
-type tailWriter struct{ b *bytes.Buffer }
+// exitPoll is how often runClient asks whether the client still runs.
+const exitPoll = 250 * time.Millisecond
+
+// err turns a result into Restore's error, nil when the client exited 0
+// after reading the whole dump. advice follows a client error.
+func (res clientResult) err(ctx context.Context, container, client, password, advice string) error {
+	redact := func(s string) string {
+		if len(password) >= 4 {
+			s = strings.ReplaceAll(s, password, "[redacted]")
+		}
+		return s
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("restore into %s: %w (part of the dump may be restored)", container, context.Cause(ctx))
+	case res.code > 0:
+		msg := redact(clientErrorText(res.stderr))
+		if strings.Contains(msg, "is being accessed by other users") {
+			msg += "\nStop the services that use this database (keep the database container running)."
+		}
+		if advice != "" {
+			msg += "\n" + advice
+		}
+		if res.readErr != nil {
+			return fmt.Errorf("restore into %s: %w; %s stopped on it (exit status %d): %s", container, res.readErr, client, res.code, msg)
+		}
+		return fmt.Errorf("restore into %s: %s stopped at an error (exit status %d): %s", container, client, res.code, msg)
+	case res.readErr != nil:
+		return fmt.Errorf("restore into %s: %w (part of the dump may be restored)", container, res.readErr)
+	case res.sendErr != nil:
+		return fmt.Errorf("restore into %s: %s: %w (part of the dump may be restored)", container, client, res.sendErr)
+	case res.code != 0:
+		return fmt.Errorf("restore into %s: %s ended with unknown status", container, client)
+	}
+	return nil
+}
+
+// clientErrorText picks the error out of a client's error output: from
+// the line that reports it to the end, which holds its DETAIL, HINT,
+// CONTEXT and LINE lines (and a message may quote data over several
+// lines). Both clients stop at the first error, so it is the first such
+// line after the statement mariadb echoes between two "--------------"
+// lines. psql's errors begin "psql:<stdin>:12: ERROR:" (or "psql: error:",
+// "ERROR:", "FATAL:"), mariadb's "ERROR 1064 (42000) at line 12:".
+func clientErrorText(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i] == "--------------" {
+			lines = lines[i+1:]
+			break
+		}
+	}
+	for i := range lines {
+		l := lines[i]
+		psql := strings.HasPrefix(l, "psql:") &&
+			(strings.Contains(l, "ERROR:") || strings.Contains(l, "FATAL:") || strings.Contains(l, "error:"))
+		if psql || strings.HasPrefix(l, "ERROR") || strings.HasPrefix(l, "FATAL:") {
+			lines = lines[i:]
+			break
+		}
+	}
+	s := strings.Join(lines, "\n")
+	if len(s) > 2000 {
+		s = s[:2000] + "…"
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	max int
+	buf []byte
+	cut bool
+}
 
 func (w *tailWriter) Write(p []byte) (int, error) {
-	w.b.Write(p)
-	if w.b.Len() > 4<<10 {
-		rest := append([]byte(nil), w.b.Bytes()[w.b.Len()-4<<10:]...)
-		w.b.Reset()
-		w.b.Write(rest)
+	w.buf = append(w.buf, p...)
+	if over := len(w.buf) - w.max; over > 0 {
+		w.cut = true
+		w.buf = w.buf[:copy(w.buf, w.buf[over:])]
 	}
 	return len(p), nil
+}
+
+// String returns the kept bytes, from a line start when earlier ones were
+// dropped.
+func (w *tailWriter) String() string {
+	s := string(w.buf)
+	if w.cut {
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+	}
+	return s
 }
