@@ -49,6 +49,8 @@ const (
 
 // The roles, databases and other sessions of the server, one record each;
 // names in hex (psql's client encoding), so any byte in them survives.
+// Sessions are client connections (client_port is null for the server's
+// own processes, autovacuum included; a query PostgreSQL 9.6 answers too).
 const pgClusterQuery = `SELECT 'role', encode(convert_to(rolname, pg_client_encoding()), 'hex'), '', '' FROM pg_roles
 UNION ALL
 SELECT 'database', encode(convert_to(datname, pg_client_encoding()), 'hex'), datistemplate::text, datallowconn::text FROM pg_database
@@ -56,7 +58,7 @@ UNION ALL
 SELECT 'session', encode(convert_to(datname, pg_client_encoding()), 'hex'),
        coalesce(nullif(application_name, ''), 'unnamed client'), coalesce(host(client_addr), 'local socket')
 FROM pg_stat_activity
-WHERE datname IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'`
+WHERE datname IS NOT NULL AND pid <> pg_backend_pid() AND client_port IS NOT NULL`
 
 // The user objects of a database: relations, functions, types, schemas and
 // large objects that are not PostgreSQL's own nor an extension's (the
