@@ -6,13 +6,14 @@ import (
 	"strings"
 )
 
-// userinfo matches the user:password@ part of a URL.
-var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@`)
+// userinfo matches the user:password@ (or token@) part of a URL, and of
+// restic's scheme-less s3:host/bucket form.
+var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://|\bs3:)[^/\s]*@`)
 
-// RedactURL returns s with the user:password@ part of every URL in it
-// replaced by ***@, e.g. "s3:https://KEY:SECRET@minio.internal/bucket"
-// becomes "s3:https://***@minio.internal/bucket". Use it before printing a
-// repository URL.
+// RedactURL returns s with the user:password@ (or token@) part of every URL
+// in it replaced by ***@, e.g. "s3:https://KEY:SECRET@minio.internal/bucket"
+// becomes "s3:https://***@minio.internal/bucket", "rest:https://TOKEN@host/"
+// becomes "rest:https://***@host/". Use it before printing a repository URL.
 func RedactURL(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
 
 // redactURL is RedactURL, for the package's own callers.

@@ -73,6 +73,9 @@ func parseS3(repo string, bad func(string) (Location, error)) (Location, error) 
 		rest = strings.TrimPrefix(u.Path, "/")
 	} else {
 		host, path, _ := strings.Cut(rest, "/")
+		if strings.Contains(host, "@") {
+			return bad("S3 credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or use Vault)")
+		}
 		loc.Endpoint, rest = host, path
 	}
 	if loc.Endpoint == "" {

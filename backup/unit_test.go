@@ -179,3 +179,20 @@ func TestResticErrorMatchesExitCodes(t *testing.T) {
 	assert.False(t, errors.Is(err, ErrRepoNotFound))
 	assert.Equal(t, "restic backup: exit status 1: Fatal: boom", err.Error())
 }
+
+func TestRedactURL(t *testing.T) {
+	tests := map[string]string{
+		"s3:https://KEY:SECRET@minio.internal/bucket":    "s3:https://***@minio.internal/bucket",
+		"rest:https://TOKEN@rest.internal:8000/repo":     "rest:https://***@rest.internal:8000/repo",
+		"s3:KEY:SECRET@minio.internal/bucket":            "s3:***@minio.internal/bucket",
+		"see s3:https://minio.internal/bucket@v2 for it": "see s3:https://minio.internal/bucket@v2 for it",
+		"sftp:user@host:/srv/restic":                     "sftp:user@host:/srv/restic",
+		"open repository rest:http://u:p%40ss@h/ failed": "open repository rest:http://***@h/ failed",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, RedactURL(in), in)
+	}
+	_, err := ParseLocation("s3:KEY:hunter2@minio.internal/bucket")
+	require.ErrorContains(t, err, "credentials do not belong in the URL")
+	assert.NotContains(t, err.Error(), "hunter2")
+}
