@@ -51,6 +51,8 @@ type RestoreSummary struct {
 	Changes []RestoreChange `json:"changes,omitempty"`
 	// MoreChanges counts the changes left out of Changes.
 	MoreChanges int `json:"more_changes,omitempty"`
+	// ChangeCounts counts every change of a dry run by action.
+	ChangeCounts map[string]int `json:"change_counts,omitempty"`
 }
 
 // Restore restores snapshot (an id, or "latest" of o.Filter) into target.
@@ -83,6 +85,7 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 	var sum RestoreSummary
 	var changes []RestoreChange
 	more := 0
+	counts := map[string]int{}
 	var restoreErrors []string
 	err = r.run(ctx, invocation{command: "restore", args: args, json: true, locking: true,
 		timeout: r.opts.Timeouts.Restore, onLine: func(b []byte) {
@@ -104,6 +107,7 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 				if m.Action == "unchanged" {
 					return
 				}
+				counts[m.Action]++
 				if len(changes) < maxChanges {
 					changes = append(changes, RestoreChange{Action: m.Action, Item: m.Item, Size: m.Size})
 				} else {
@@ -116,6 +120,9 @@ func (r *Repo) Restore(ctx context.Context, snapshot, target string, o RestoreOp
 			}
 		}})
 	sum.Changes, sum.MoreChanges = changes, more
+	if o.DryRun {
+		sum.ChangeCounts = counts
+	}
 	if err != nil {
 		return sum, fmt.Errorf("restore %s into %s: %w", snapshot, target, err)
 	}
