@@ -34,11 +34,15 @@ type Options struct {
 	CACerts    string            // default /etc/ssl/certs/ca-certificates.crt
 	Zoneinfo   string            // default /usr/share/zoneinfo
 	Labels     map[string]string // extra image labels (tests mark theirs)
+	// Tags are more tags of the same repository, e.g. "latest" (what
+	// `image: platback/sidecar` in a compose file means).
+	Tags []string
 }
 
 // Build compiles the sidecar, assembles the context and builds the image,
-// tagged <repository>:<version> and <repository>:<content hash>. It returns
-// the hash tag; an image with that tag already present is not rebuilt.
+// tagged <repository>:<content hash>, <repository>:<version> and
+// <repository>:<tag> for each of Options.Tags. It returns the hash tag; an
+// image with that tag already present is not rebuilt, only tagged.
 func Build(ctx context.Context, cli *client.Client, o Options) (string, error) {
 	if o.Repository == "" {
 		o.Repository = "platback/sidecar"
@@ -107,19 +111,22 @@ func Build(ctx context.Context, cli *client.Client, o Options) (string, error) {
 	labelJSON, _ := json.Marshal(o.Labels)
 	h.Write(labelJSON)
 	hashTag := o.Repository + ":" + hex.EncodeToString(h.Sum(nil))[:16]
-	if _, err := cli.ImageInspect(ctx, hashTag); err == nil {
-		return hashTag, nil
+	if _, err := cli.ImageInspect(ctx, hashTag); err != nil {
+		resp, err := cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
+			Tags: []string{hashTag}, Labels: o.Labels, Remove: true, ForceRemove: true,
+		})
+		if err != nil {
+			return "", fmt.Errorf("build image: %w", err)
+		}
+		defer resp.Body.Close()
+		if err := buildErrors(resp.Body); err != nil {
+			return "", err
+		}
 	}
-
-	resp, err := cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
-		Tags: []string{hashTag, o.Repository + ":" + o.Version}, Labels: o.Labels, Remove: true, ForceRemove: true,
-	})
-	if err != nil {
-		return "", fmt.Errorf("build image: %w", err)
-	}
-	defer resp.Body.Close()
-	if err := buildErrors(resp.Body); err != nil {
-		return "", err
+	for _, tag := range append([]string{o.Version}, o.Tags...) {
+		if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: hashTag, Target: o.Repository + ":" + tag}); err != nil {
+			return "", fmt.Errorf("tag %s as %s:%s: %w", hashTag, o.Repository, tag, err)
+		}
 	}
 	return hashTag, nil
 }

@@ -36,7 +36,8 @@ func run(version string) error {
 		return err
 	}
 	defer cli.Close()
-	tag, err := image.Build(context.Background(), cli, image.Options{Version: version, ModuleRoot: root, Restic: restic})
+	// :latest is what `image: platback/sidecar` in a compose file asks for.
+	tag, err := image.Build(context.Background(), cli, image.Options{Version: version, Tags: []string{"latest"}, ModuleRoot: root, Restic: restic})
 	if err != nil {
 		return err
 	}
@@ -44,6 +45,6 @@ func run(version string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("built %s and platback/sidecar:%s (%.1f MB)\n", tag, version, float64(ins.Size)/1e6)
+	fmt.Printf("built %s, tagged platback/sidecar:%s and platback/sidecar:latest (%.1f MB)\n", tag, version, float64(ins.Size)/1e6)
 	return nil
 }
