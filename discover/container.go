@@ -70,6 +70,10 @@ func convertMounts(ms []container.MountPoint) []Mount {
 	return out
 }
 
+// Ref names the container, with its compose project, service and
+// dependencies.
+func (c Container) Ref() ContainerRef { return c.ref() }
+
 func (c Container) ref() ContainerRef {
 	return ContainerRef{ID: c.ID, Name: c.Name, Project: c.Labels[ComposeProjectLabel], Service: c.service(),
 		DependsOn: parseDependsOn(c.Labels[ComposeDependsOnLabel])}

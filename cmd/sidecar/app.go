@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -20,6 +19,7 @@ import (
 	"github.com/platback/platback/internal/config"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/internal/stopstate"
+	"github.com/platback/platback/internal/worker"
 	"github.com/platback/platback/vaultcreds"
 )
 
@@ -48,10 +48,16 @@ func newApp(ctx context.Context) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
-	disc, err := discover.New(docker, discover.Options{
+	opts := discover.Options{
 		LabelPrefix: cfg.LabelPrefix, Projects: cfg.Projects, ExcludeBinds: cfg.ExcludeBinds,
 		Self: discover.SelfOptions{Project: cfg.Project, Container: cfg.Container},
-	})
+	}
+	disc, err := discover.New(docker, opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.IncludeStopped = true
+	discAll, err := discover.New(docker, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +67,7 @@ func newApp(ctx context.Context) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: log, docker: docker, disc: disc}
 	a.runner = &runner.Runner{
-		Config: cfg, Docker: docker, Discover: disc, Creds: creds, Restic: cfg.Restic, Exe: exe,
+		Config: cfg, Docker: docker, Discover: disc, DiscoverAll: discAll, Creds: creds, Restic: cfg.Restic, Exe: exe,
 		Stops: stopstate.Open(cfg.CacheDir + "/platback-stopped.json"), Log: log,
 	}
 	return a, nil
@@ -102,7 +108,9 @@ func (a *app) exclusive(ctx context.Context, wait bool, fn func() error) error {
 }
 
 // cleanLeftovers restarts containers a killed run had stopped and removes
-// the worker containers it left behind.
+// the worker containers it left behind: only this sidecar's own (labelled
+// with its identity), never another sidecar's, and only under the run lock,
+// when none of this sidecar's runs or restores can be using them.
 func (a *app) cleanLeftovers(ctx context.Context) {
 	restarted, err := a.runner.Stops.RestartAll(ctx, a.docker)
 	for _, c := range restarted {
@@ -111,16 +119,13 @@ func (a *app) cleanLeftovers(ctx context.Context) {
 	if err != nil {
 		a.log.Error("could not restart containers a previous run had stopped", "err", err)
 	}
-	projects := a.cfg.Projects
-	if len(projects) == 0 {
-		self, err := a.disc.Self(ctx)
-		if err != nil {
-			return
-		}
-		projects = []string{self.Project}
+	identity, err := a.runner.Identity(ctx)
+	if err != nil {
+		a.log.Warn("could not look for leftover worker containers", "err", err)
+		return
 	}
 	list, err := a.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", discover.WorkerLabel+"="+strings.Join(projects, ","))})
+		Filters: make(client.Filters).Add("label", worker.SidecarLabel+"="+identity)})
 	if err != nil {
 		a.log.Warn("could not list leftover worker containers", "err", err)
 		return
@@ -164,7 +169,7 @@ func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) err
 // withSession is withApp with the repository opened (never created).
 func withSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *runner.Session) error) error {
 	return withApp(cmd, func(ctx context.Context, a *app) error {
-		s, _, err := a.runner.Open(ctx, false)
+		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
 		if err != nil {
 			return err
 		}

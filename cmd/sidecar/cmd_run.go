@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -133,14 +134,17 @@ func runDaemon(ctx context.Context, a *app) error {
 	return err
 }
 
-// runRetention applies the policy to every target on its own schedule.
+// runRetention applies the policy to every target on its own schedule,
+// under the run lock: it never prunes while a backup or restore runs.
 func runRetention(ctx context.Context, a *app) error {
-	s, _, err := a.runner.Open(ctx, false)
-	if err != nil {
-		return err
-	}
-	if errs := a.runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
-		return errors.New("retention failed for: " + errs[0])
-	}
-	return nil
+	return a.exclusive(ctx, true, func() error {
+		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+		if err != nil {
+			return err
+		}
+		if errs := a.runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
+			return errors.New("retention failed for: " + strings.Join(errs, "; "))
+		}
+		return nil
+	})
 }

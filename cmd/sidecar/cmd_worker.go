@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +42,11 @@ func newDumpCmd() *cobra.Command {
 		Short:  "Write a database target's dump to stdout (run by restic)",
 		Hidden: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// restic starts the producer with its own environment, the
+			// repository password and S3 keys included: drop them first.
+			if err := reexecWithEnv(dumpEnv(os.Environ())); err != nil {
+				return err
+			}
 			var t discover.Target
 			if err := json.Unmarshal([]byte(target), &t); err != nil {
 				return fmt.Errorf("--target: %w", err)
@@ -66,4 +74,39 @@ func newDumpCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the target, as JSON")
 	return cmd
+}
+
+// dumpEnvNames is all of its environment a dump needs: the Docker client's
+// settings, its error file, logging, and the system's basics.
+var dumpEnvNames = map[string]bool{
+	"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "ZONEINFO": true, "SSL_CERT_FILE": true, "SSL_CERT_DIR": true,
+	"HTTP_PROXY": true, "HTTPS_PROXY": true, "NO_PROXY": true, "http_proxy": true, "https_proxy": true, "no_proxy": true,
+	"DOCKER_HOST": true, "DOCKER_API_VERSION": true, "DOCKER_CERT_PATH": true, "DOCKER_TLS_VERIFY": true,
+	"LOG_LEVEL": true, backup.StreamStderrEnv: true,
+}
+
+// dumpEnv keeps the variables of environ a dump needs.
+func dumpEnv(environ []string) []string {
+	var keep []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if dumpEnvNames[name] {
+			keep = append(keep, kv)
+		}
+	}
+	return keep
+}
+
+// reexecWithEnv replaces this process by itself with only env, unless its
+// environment already is env. The process keeps its pid and pipes, so
+// restic does not notice; /proc/<pid>/environ then shows env only.
+func reexecWithEnv(env []string) error {
+	if slices.Equal(os.Environ(), env) {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("dump: find my own binary to drop restic's credentials: %w", err)
+	}
+	return syscall.Exec(exe, os.Args, env)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/platback/platback/internal/testbed/dbimage"
 	"github.com/platback/platback/internal/testbed/dockerbed"
 	"github.com/platback/platback/internal/testbed/vaultbed"
+	"github.com/platback/platback/internal/worker"
 )
 
 // stack is a compose-like project made of containers the test starts.
@@ -269,7 +270,7 @@ func TestEndToEnd(t *testing.T) {
 		paths = append(paths, tg.Path)
 		assert.Equal(t, a.project, tg.Project)
 	}
-	assert.ElementsMatch(t, []string{"/volumes/app/data", "/volumes/app/config", "/databases/postgres/mattermost.sql", "/databases/mariadb/all_databases.sql"}, paths)
+	assert.ElementsMatch(t, []string{"/volumes/app/data", "/volumes/app/config", "/databases/postgres/all_databases.sql", "/databases/mariadb/all_databases.sql"}, paths)
 
 	t.Logf("demo: sidecar plan:\n%s", planTable(t, cli, side))
 	// The scheduled path.
@@ -321,7 +322,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.True(t, slices.Contains(paths, sn.Paths[0]), sn.Paths)
 	}
 	var bOut bytes.Buffer
-	require.NoError(t, repo.Dump(ctx, "latest", "/databases/postgres/mattermost.sql", backup.Filter{Paths: []string{"/databases/postgres/mattermost.sql"}}, &bOut))
+	require.NoError(t, repo.Dump(ctx, "latest", "/databases/postgres/all_databases.sql", backup.Filter{Paths: []string{"/databases/postgres/all_databases.sql"}}, &bOut))
 	assert.Contains(t, bOut.String(), "post 500")
 	assert.NotContains(t, bOut.String(), "B-ONLY-MARKER")
 
@@ -332,9 +333,9 @@ func TestEndToEnd(t *testing.T) {
 	sh(t, cli, maria, `mariadb -uroot -e "DROP DATABASE shop"`, "MYSQL_PWD="+secrets["maria"])
 
 	for _, args := range [][]string{
-		{"--path", "/volumes/app/data", "--to-volume"},
-		{"--path", "/volumes/app/config", "--to-volume"},
-		{"--path", "/databases/postgres/mattermost.sql", "--to-database"},
+		{"--path", "/volumes/app/data", "--to-volume", "--mode", "mirror"},
+		{"--path", "/volumes/app/config", "--to-volume", "--mode", "mirror"},
+		{"--path", "/databases/postgres/all_databases.sql", "--to-database"},
 		{"--path", "/databases/mariadb/all_databases.sql", "--to-database"},
 	} {
 		code, out := execIn(t, cli, side, nil, append([]string{"sidecar", "restore"}, args...)...)
@@ -351,6 +352,16 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 
 	t.Log("demo: the files byte for byte, the bind mount, 500 posts, the reports database, the reporter role and the orders")
+	// Restoring the databases again over their data: postgres refuses (a
+	// pg_dumpall restores a whole cluster), mariadb replaces its tables; no
+	// row is doubled either way.
+	code, out = execIn(t, cli, side, nil, "sidecar", "restore", "--path", "/databases/postgres/all_databases.sql", "--to-database")
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "mattermost", "the refusal names the database that holds data")
+	code, out = execIn(t, cli, side, nil, "sidecar", "restore", "--path", "/databases/mariadb/all_databases.sql", "--to-database")
+	assert.Equal(t, 0, code, out)
+	assert.Equal(t, "500", strings.TrimSpace(sh(t, cli, pg, `psql -tA -U mm -d mattermost -c "SELECT count(*) FROM posts"`)))
+	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 	// SIGTERM in the middle of a backup: the run stops, the container it
 	// stopped runs again, and no worker is left behind.
 	interruptRunOnce(t, cli, side, app)
@@ -429,9 +440,10 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	_, err = cli.CopyToContainer(ctx, side, client.CopyToContainerOptions{DestinationPath: "/cache", Content: &tarball})
 	require.NoError(t, err)
 
-	// A worker container a killed run left behind.
+	// A worker container a killed run of this sidecar left behind.
 	leftover, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{Image: pgImage, Entrypoint: []string{"true"}, Labels: dockerbed.Labels(map[string]string{discover.WorkerLabel: a.project})}})
+		Config: &container.Config{Image: pgImage, Entrypoint: []string{"true"}, Labels: dockerbed.Labels(map[string]string{
+			discover.WorkerLabel: a.project, worker.SidecarLabel: a.project + "/backup/1"})}})
 	require.NoError(t, err)
 	t.Cleanup(func() { dockerbed.Remove(t, cli, leftover.ID) })
 
@@ -443,10 +455,10 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 
 	code, out, logs := execSplit(t, cli, side, nil, "sidecar", "run-once")
 	t.Logf("demo: run-once with a broken database:\n%s", out)
-	assert.Contains(t, logs, `"level":"ERROR","msg":"target failed","target":"/databases/broken/postgres.sql"`)
+	assert.Contains(t, logs, `"level":"ERROR","msg":"target failed","target":"/databases/broken/all_databases.sql"`)
 	assert.Equal(t, 1, code, "one failed target fails the run")
 	assert.Contains(t, out, "FAILED: 5 target(s)")
-	assert.Regexp(t, `/databases/broken/postgres.sql +postgres +.*pg_dumpall`, out)
+	assert.Regexp(t, `/databases/broken/all_databases.sql +postgres +.*pg_dumpall`, out)
 	assert.NotContains(t, out, "restic was interrupted", "a failed dump is not an interruption")
 	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
 	require.NoError(t, err)
@@ -458,7 +470,7 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 	require.NoError(t, err)
 	assert.Len(t, after, len(before)+4, "the four good targets got snapshots")
 	for _, sn := range after {
-		assert.NotEqual(t, "/databases/broken/postgres.sql", sn.Paths[0], "no snapshot of a failed dump")
+		assert.NotEqual(t, "/databases/broken/all_databases.sql", sn.Paths[0], "no snapshot of a failed dump")
 	}
 }
 

@@ -5,16 +5,19 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
@@ -32,12 +35,14 @@ type Runner struct {
 	Config   config.Config
 	Docker   *client.Client
 	Discover *discover.Discoverer
-	Creds    vaultcreds.Source
-	Restic   string // restic binary for the sidecar's own restic calls
-	Exe      string // this binary: the producer of database dumps (`sidecar dump`)
-	Metrics  *metrics.Metrics
-	Stops    *stopstate.File
-	Log      *slog.Logger
+	// DiscoverAll plans stopped containers too (restores); default Discover.
+	DiscoverAll *discover.Discoverer
+	Creds       vaultcreds.Source
+	Restic      string // restic binary for the sidecar's own restic calls
+	Exe         string // this binary: the producer of database dumps (`sidecar dump`)
+	Metrics     *metrics.Metrics
+	Stops       *stopstate.File
+	Log         *slog.Logger
 }
 
 // TargetResult is one target's outcome.
@@ -88,11 +93,22 @@ type Session struct {
 	Host string
 	Env  map[string]string // restic's credentials
 	URL  string
+	// repoMount is the mount that holds a local repository (nil for S3).
+	repoMount *mount.Mount
 }
 
-// Open fetches the credentials, plans, and opens (and, if ensure, creates)
-// the repository.
-func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, error) {
+// OpenOptions say how Open prepares a session.
+type OpenOptions struct {
+	// Ensure creates the bucket and repository when they are missing.
+	Ensure bool
+	// IncludeStopped plans the volumes of stopped containers too (a
+	// restore finds its target while the app is stopped).
+	IncludeStopped bool
+}
+
+// Open fetches the credentials, plans, and opens (and, with Ensure,
+// creates) the repository.
+func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, error) {
 	creds, err := rn.Creds.Credentials(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("credentials: %w", err)
@@ -101,14 +117,28 @@ func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, er
 	if fromVault := creds.Get("RESTIC_REPOSITORY"); url == "" {
 		url = fromVault
 	} else if fromVault != "" && fromVault != url {
-		rn.Log.Warn("RESTIC_REPOSITORY differs from the repository in the credentials; using RESTIC_REPOSITORY", "repository", url)
+		rn.Log.Warn("RESTIC_REPOSITORY differs from the repository in the credentials; using RESTIC_REPOSITORY", "repository", backup.RedactURL(url))
 	}
 	if url == "" {
 		return nil, nil, errors.New("no repository: set RESTIC_REPOSITORY, or the Vault secret's field mapped to RESTIC_REPOSITORY")
 	}
-	plan, err := rn.Discover.Plan(ctx)
+	disc := rn.Discover
+	if o.IncludeStopped && rn.DiscoverAll != nil {
+		disc = rn.DiscoverAll
+	}
+	plan, err := disc.Plan(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("discover: %w", err)
+	}
+	loc, err := backup.ParseLocation(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A local repository must be on a mount the workers can get too; check
+	// before EnsureRepo could create it in the container's own filesystem.
+	repoMount, err := rn.repositoryMount(ctx, plan, loc)
+	if err != nil {
+		return nil, nil, err
 	}
 	host := rn.Config.Host
 	if host == "" {
@@ -127,14 +157,14 @@ func (rn *Runner) Open(ctx context.Context, ensure bool) (*Session, []string, er
 		return nil, nil, err
 	}
 	var warnings []string
-	if ensure {
+	if o.Ensure {
 		res, err := repo.EnsureRepo(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		warnings = res.Warnings
 	}
-	return &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url}, warnings, nil
+	return &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount}, warnings, nil
 }
 
 // Run does one backup run.
@@ -151,7 +181,7 @@ func (rn *Runner) Run(ctx context.Context) (res Result) {
 		rn.Log.Info("run finished", "ok", res.OK(), "targets", len(res.Targets), "duration", res.Duration.Round(time.Millisecond))
 	}()
 
-	s, warnings, err := rn.Open(ctx, true)
+	s, warnings, err := rn.Open(ctx, OpenOptions{Ensure: true})
 	if err != nil {
 		res.Err = err
 		return res
@@ -171,13 +201,7 @@ func (rn *Runner) Run(ctx context.Context) (res Result) {
 		return res
 	}
 
-	for _, t := range s.Plan.Targets {
-		tr := rn.backupTarget(ctx, s, t)
-		res.Targets = append(res.Targets, tr)
-		if ctx.Err() != nil {
-			break
-		}
-	}
+	res.Targets = rn.backupAll(ctx, s)
 	if ctx.Err() != nil {
 		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
 		return res
@@ -205,6 +229,75 @@ func succeeded(targets []discover.Target, results []TargetResult) []discover.Tar
 		}
 	}
 	return ok
+}
+
+// backupAll backs up every target of the plan, in plan order, except that
+// the volume targets of one stop window are backed up together while its
+// containers are stopped. It stops at cancellation; the results are those
+// of the targets it got to, in plan order.
+func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
+	targets := s.Plan.Targets
+	windows, windowOf := StopWindows(targets)
+	results := make([]*TargetResult, len(targets))
+	for i, t := range targets {
+		if results[i] != nil {
+			continue
+		}
+		if w, ok := windowOf[i]; ok {
+			rn.backupWindow(ctx, s, windows[w], results)
+		} else {
+			tr := rn.backupTarget(ctx, s, t)
+			results[i] = &tr
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	var out []TargetResult
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+// backupWindow stops a window's containers once (dependents first), backs
+// up its targets, and restarts the containers (dependencies first) whatever
+// happened.
+func (rn *Runner) backupWindow(ctx context.Context, s *Session, w StopWindow, results []*TargetResult) {
+	start := discover.StartOrder(w.Stop)
+	stopOrder := slices.Clone(start)
+	slices.Reverse(stopOrder)
+	restart, err := rn.stop(ctx, stopOrder)
+	for _, i := range w.Targets {
+		var tr TargetResult
+		if err != nil {
+			tr = rn.failTarget(s.Plan.Targets[i], time.Now(), err)
+		} else {
+			tr = rn.backupTarget(ctx, s, s.Plan.Targets[i])
+		}
+		results[i] = &tr
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if rerr := restart(); rerr != nil {
+		rn.Log.Error("could not restart every container stopped for the backup", "err", rerr)
+		for _, i := range w.Targets {
+			if results[i] != nil {
+				results[i].Err = errors.Join(results[i].Err, rerr)
+				results[i].Error = results[i].Err.Error()
+			}
+		}
+	}
+}
+
+// failTarget is the result of a target that could not start.
+func (rn *Runner) failTarget(t discover.Target, start time.Time, err error) TargetResult {
+	rn.Log.Error("target failed", "target", t.Path, "err", err)
+	rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseBackup, Start: start, Duration: time.Since(start), Err: err, HasFiles: true})
+	return TargetResult{Path: t.Path, Service: t.Service, Kind: string(t.Kind), Err: err, Error: err.Error()}
 }
 
 func (rn *Runner) backupTarget(ctx context.Context, s *Session, t discover.Target) TargetResult {
@@ -245,39 +338,41 @@ func (rn *Runner) backupDatabase(ctx context.Context, s *Session, t discover.Tar
 	return s.Repo.BackupStream(ctx, t.Path, producer, backup.BackupOptions{Tags: t.Tags, Timeout: rn.Config.BackupTimeout})
 }
 
-// backupVolume stops the target's stop-during-backup containers, backs the
-// volume up in a worker container, and restarts them whatever happened.
-func (rn *Runner) backupVolume(ctx context.Context, s *Session, t discover.Target) (sum backup.Summary, err error) {
-	restart, err := rn.stop(ctx, t.Volume.Stop)
-	defer func() {
-		if rerr := restart(); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
+// backupVolume backs the volume up in a worker container (its
+// stop-during-backup containers are already stopped: backupWindow).
+func (rn *Runner) backupVolume(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
+	spec, err := rn.WorkerSpec(ctx, s, t, true)
 	if err != nil {
-		return sum, err
-	}
-	spec, err := rn.WorkerSpec(ctx, s.Plan, t, true)
-	if err != nil {
-		return sum, err
+		return backup.Summary{}, err
 	}
 	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{
 		Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Tags: t.Tags,
 		CacheDir: rn.workerCacheDir(spec), Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel, Path: t.Path,
 	})
 	if err != nil {
-		return sum, err
+		return backup.Summary{}, err
 	}
-	return resp.Summary, resp.Err()
+	return resp.Summary, workerError(resp.Err(), s)
 }
 
-// stop stops containers (recording them in the state file first) and
-// returns the function that restarts them.
+// workerError explains a worker's "repository does not exist": the sidecar
+// has just opened it, so the worker does not see what the sidecar sees.
+func workerError(err error, s *Session) error {
+	if errors.Is(err, backup.ErrRepoNotFound) {
+		return fmt.Errorf("the worker container cannot see the repository %s that the sidecar opened (is the repository's mount missing in the worker?): %w",
+			backup.RedactURL(s.URL), err)
+	}
+	return err
+}
+
+// stop stops containers in the order given (recording each in the state
+// file first) and returns the function that restarts them, in the reverse
+// order.
 func (rn *Runner) stop(ctx context.Context, refs []discover.ContainerRef) (func() error, error) {
 	var stopped []discover.ContainerRef
 	restart := func() error {
 		var errs []error
-		for _, c := range stopped {
+		for _, c := range slices.Backward(stopped) {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			_, err := rn.Docker.ContainerStart(rctx, c.ID, client.ContainerStartOptions{})
 			cancel()
@@ -308,33 +403,38 @@ func (rn *Runner) stop(ctx context.Context, refs []discover.ContainerRef) (func(
 
 // WorkerSpec is the container that reads (or, with readOnly false, writes)
 // target t's volume: the sidecar's own image, the volume mounted at the
-// target's snapshot path, the restic cache, and the sidecar's network.
-func (rn *Runner) WorkerSpec(ctx context.Context, plan discover.Plan, t discover.Target, readOnly bool) (worker.Spec, error) {
-	self := plan.Self
+// target's snapshot path, the restic cache, a local repository's mount, and
+// the sidecar's network. It is labelled with the sidecar's identity, so
+// this sidecar's cleanup removes its own leftovers and nobody else's.
+func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, t discover.Target, readOnly bool) (worker.Spec, error) {
+	if t.Volume == nil {
+		return worker.Spec{}, fmt.Errorf("%s is not a volume target", t.Path)
+	}
+	self, err := rn.selfContainer(ctx, s.Plan)
+	if err != nil {
+		return worker.Spec{}, err
+	}
 	spec := worker.Spec{Image: rn.Config.WorkerImage, Network: "host", Logger: rn.Log, StopGrace: rn.Config.StopTimeout,
-		Labels: map[string]string{discover.WorkerLabel: strings.Join(plan.Projects, ",")}}
-	if self.ContainerID != "" {
-		ins, err := rn.Docker.ContainerInspect(ctx, self.ContainerID, client.ContainerInspectOptions{})
-		if err != nil {
-			return spec, fmt.Errorf("inspect the sidecar's own container: %w", err)
-		}
+		Labels: map[string]string{
+			discover.WorkerLabel: strings.Join(s.Plan.Projects, ","),
+			worker.SidecarLabel:  sidecarIdentity(self),
+		}}
+	if self != nil {
 		if spec.Image == "" {
-			spec.Image = ins.Container.Image
+			spec.Image = self.Image
 		}
-		spec.Network = "container:" + self.ContainerID
-		for _, m := range ins.Container.Mounts {
-			if m.Destination == rn.Config.CacheDir {
-				typ := mount.TypeVolume
-				src := m.Name
-				if m.Type == mount.TypeBind {
-					typ, src = mount.TypeBind, m.Source
-				}
-				spec.Mounts = append(spec.Mounts, mount.Mount{Type: typ, Source: src, Target: rn.Config.CacheDir})
+		spec.Network = "container:" + self.ID
+		for _, m := range self.Mounts {
+			if path.Clean(m.Destination) == path.Clean(rn.Config.CacheDir) {
+				spec.Mounts = append(spec.Mounts, mountOf(m))
 			}
 		}
 	}
 	if spec.Image == "" {
 		return spec, errors.New("no worker image: the sidecar does not run in a container, so set PLATBACK_WORKER_IMAGE to the platback/sidecar image")
+	}
+	if s.repoMount != nil && !slices.ContainsFunc(spec.Mounts, func(m mount.Mount) bool { return m.Target == s.repoMount.Target }) {
+		spec.Mounts = append(spec.Mounts, *s.repoMount)
 	}
 	v := t.Volume
 	m := mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: t.Path, ReadOnly: readOnly}
@@ -343,6 +443,100 @@ func (rn *Runner) WorkerSpec(ctx context.Context, plan discover.Plan, t discover
 	}
 	spec.Mounts = append(spec.Mounts, m)
 	return spec, nil
+}
+
+// selfContainer inspects the sidecar's own container; nil when the sidecar
+// does not run in one.
+func (rn *Runner) selfContainer(ctx context.Context, plan discover.Plan) (*container.InspectResponse, error) {
+	if plan.Self.ContainerID == "" {
+		return nil, nil
+	}
+	ins, err := rn.Docker.ContainerInspect(ctx, plan.Self.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("inspect the sidecar's own container: %w", err)
+	}
+	return &ins.Container, nil
+}
+
+// Identity is the value of worker.SidecarLabel on the workers this sidecar
+// starts.
+func (rn *Runner) Identity(ctx context.Context) (string, error) {
+	self, err := rn.Discover.Self(ctx)
+	if err != nil && !errors.Is(err, discover.ErrNoProject) {
+		return "", err
+	}
+	c, err := rn.selfContainer(ctx, discover.Plan{Self: self})
+	if err != nil {
+		return "", err
+	}
+	return sidecarIdentity(c), nil
+}
+
+// sidecarIdentity names a sidecar stably across re-creation of its
+// container: compose project, service and container number; the container
+// name outside compose; the host name outside a container.
+func sidecarIdentity(self *container.InspectResponse) string {
+	if self == nil {
+		host, _ := os.Hostname()
+		return "host:" + host
+	}
+	var l map[string]string
+	if self.Config != nil {
+		l = self.Config.Labels
+	}
+	if p, svc := l[discover.ComposeProjectLabel], l[discover.ComposeServiceLabel]; p != "" && svc != "" {
+		return p + "/" + svc + "/" + cmp.Or(l[discover.ComposeContainerNumberLabel], "1")
+	}
+	return "container:" + strings.TrimPrefix(self.Name, "/")
+}
+
+func mountOf(m container.MountPoint) mount.Mount {
+	if m.Type == mount.TypeBind {
+		return mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Destination}
+	}
+	return mount.Mount{Type: mount.TypeVolume, Source: m.Name, Target: m.Destination}
+}
+
+// repositoryMount returns the mount a worker needs to reach a local
+// repository: the sidecar's own mount that holds its path, or, when the
+// sidecar runs outside a container, the host directory itself. A local
+// repository inside a sidecar container but on no mount is an error: it
+// would live in the container's own filesystem, out of the workers' reach
+// and lost when the container is re-created.
+func (rn *Runner) repositoryMount(ctx context.Context, plan discover.Plan, loc backup.Location) (*mount.Mount, error) {
+	if loc.Kind != "local" {
+		return nil, nil
+	}
+	self, err := rn.selfContainer(ctx, plan)
+	if err != nil {
+		return nil, err
+	}
+	return repositoryMountOf(loc, self)
+}
+
+// repositoryMountOf is repositoryMount for the sidecar container self (nil
+// outside a container).
+func repositoryMountOf(loc backup.Location, self *container.InspectResponse) (*mount.Mount, error) {
+	if self == nil {
+		return &mount.Mount{Type: mount.TypeBind, Source: loc.Path, Target: loc.Path}, nil
+	}
+	var best *container.MountPoint
+	for i, m := range self.Mounts {
+		d := path.Clean(m.Destination)
+		if (loc.Path == d || strings.HasPrefix(loc.Path, d+"/") || d == "/") && (best == nil || len(d) > len(path.Clean(best.Destination))) {
+			best = &self.Mounts[i]
+		}
+	}
+	if best == nil || (best.Type != mount.TypeVolume && best.Type != mount.TypeBind) {
+		return nil, fmt.Errorf("RESTIC_REPOSITORY=%s is a local path on no volume or bind mount of the sidecar container: "+
+			"the repository would live in the container's own filesystem, where the worker containers cannot reach it and which is lost when the container is re-created; "+
+			"mount a volume there (e.g. `- restic_data:%s` under the sidecar's volumes)", loc.Path, loc.Path)
+	}
+	if !best.RW {
+		return nil, fmt.Errorf("RESTIC_REPOSITORY=%s is on a read-only mount of the sidecar (%s): mount it read-write", loc.Path, best.Destination)
+	}
+	m := mountOf(*best)
+	return &m, nil
 }
 
 // workerCacheDir is the restic cache inside the worker, when it has one.
@@ -360,7 +554,9 @@ func (rn *Runner) Retention(ctx context.Context, s *Session, targets []discover.
 	var errs []string
 	for _, t := range targets {
 		start := time.Now()
-		res, err := s.Repo.Forget(ctx, rn.Config.Policy, backup.ForgetOptions{Filter: backup.Filter{Host: s.Host, Tags: t.Tags}})
+		// Each target is its own group: its path as well as its tags select it.
+		res, err := s.Repo.Forget(ctx, rn.Config.Policy, backup.ForgetOptions{
+			Filter: backup.Filter{Host: s.Host, Tags: t.Tags, Paths: []string{t.Path}}})
 		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: start, Duration: time.Since(start), Err: err})
 		if err != nil {
 			rn.Log.Error("retention failed", "target", t.Path, "err", err)

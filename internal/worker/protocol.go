@@ -18,6 +18,11 @@ import (
 	"github.com/platback/platback/backup"
 )
 
+// SidecarLabel marks a worker container with the identity of the sidecar
+// that started it (compose project/service/number), so a sidecar removes
+// only its own leftover workers.
+const SidecarLabel = "io.platback.sidecar"
+
 // Op is what a worker does.
 type Op string
 
