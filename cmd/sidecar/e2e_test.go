@@ -27,7 +27,6 @@ import (
 
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
-	"github.com/platback/platback/image"
 	"github.com/platback/platback/internal/testbed"
 	"github.com/platback/platback/internal/testbed/dbimage"
 	"github.com/platback/platback/internal/testbed/dockerbed"
@@ -509,20 +508,4 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// buildSidecarImage builds platback/sidecar from this checkout; the test
-// removes it at the end.
-func buildSidecarImage(t *testing.T, cli *client.Client) string {
-	root, err := testbed.Root()
-	require.NoError(t, err)
-	tag, err := image.Build(context.Background(), cli, image.Options{Repository: "platback-test/sidecar", Version: "e2e",
-		ModuleRoot: root, Restic: testbed.Tool(t, "restic"), Labels: dockerbed.Labels(nil)})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, ref := range []string{tag, "platback-test/sidecar:e2e"} {
-			_, _ = cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		}
-	})
-	return tag
 }
