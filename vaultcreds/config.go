@@ -113,17 +113,19 @@ var vaultSelectors = []string{
 //
 // It returns ErrNotConfigured when none of VAULT_ROLE_ID(_FILE),
 // VAULT_SECRET_ID(_FILE), VAULT_SECRET_PATH, VAULT_KV_MOUNT or VAULT_KV_PATH is
-// set, so the caller can fall back to plain variables. Other problems are a
-// *ConfigError naming the variable, its value when not secret, and the fix.
+// set, so the caller can fall back to plain variables. Other problems are
+// *ConfigError values, each naming the variable, its value when not secret,
+// and the fix; every bad variable is reported (joined with errors.Join when
+// there are several), not only the first.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	used := false
+	var selectors []string
 	for _, k := range vaultSelectors {
 		if get(k) != "" {
-			used = true
+			selectors = append(selectors, k)
 		}
 	}
-	if !used {
+	if len(selectors) == 0 {
 		return Config{}, ErrNotConfigured
 	}
 
@@ -143,40 +145,54 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		SecretIDFile: get(EnvSecretIDFile),
 		AuthMount:    get(EnvAppRoleMount),
 	}
+	var errs []error
+	report := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	var err error
-	if cfg.TLS.Insecure, err = parseBool(EnvSkipVerify, get(EnvSkipVerify)); err != nil {
-		return Config{}, err
-	}
-	if cfg.SecretIDWrapped, err = parseBool(EnvSecretIDWrapped, get(EnvSecretIDWrapped)); err != nil {
-		return Config{}, err
-	}
-	if cfg.RequestTimeout, err = parseDuration(EnvClientTimeout, get(EnvClientTimeout)); err != nil {
-		return Config{}, err
-	}
-	if cfg.RetryTimeout, err = parseDuration(EnvRetryTimeout, get(EnvRetryTimeout)); err != nil {
-		return Config{}, err
+	cfg.TLS.Insecure, err = parseBool(EnvSkipVerify, get(EnvSkipVerify))
+	report(err)
+	cfg.SecretIDWrapped, err = parseBool(EnvSecretIDWrapped, get(EnvSecretIDWrapped))
+	report(err)
+	cfg.RequestTimeout, err = parseDuration(EnvClientTimeout, get(EnvClientTimeout))
+	report(err)
+	cfg.RetryTimeout, err = parseDuration(EnvRetryTimeout, get(EnvRetryTimeout))
+	report(err)
+	if cfg.Address == "" {
+		// Say why Vault is used at all: VAULT_ADDR alone does not turn it
+		// on, so one of these was set on purpose (or left over).
+		report(&ConfigError{Var: EnvVaultAddr, Problem: "not set, while " + strings.Join(selectors, ", ") + " turn Vault on",
+			Fix: "set it to Vault's address, for example https://vault.internal:8200; or remove the VAULT_* variables to use " +
+				EnvResticPassword + " and the AWS_* variables instead"})
 	}
 
+	secretOK := true
 	version := 0
 	if v := get(EnvKVVersion); v != "" {
 		switch v {
 		case "1", "2":
 			version, _ = strconv.Atoi(v)
 		default:
-			return Config{}, &ConfigError{Var: EnvKVVersion, Value: v, Problem: "want 1 or 2", Fix: "or leave it unset to detect the mount's version"}
+			secretOK = false
+			report(&ConfigError{Var: EnvKVVersion, Value: v, Problem: "want 1 or 2", Fix: "or leave it unset to detect the mount's version"})
 		}
 	}
 	secretPath, mount, kvPath := get(EnvSecretPath), get(EnvKVMount), get(EnvKVPath)
 	switch {
 	case secretPath != "" && (mount != "" || kvPath != ""):
-		return Config{}, &ConfigError{Var: EnvSecretPath, Value: secretPath,
+		secretOK = false
+		report(&ConfigError{Var: EnvSecretPath, Value: secretPath,
 			Problem: "set together with " + EnvKVMount + "/" + EnvKVPath,
-			Fix:     "use either " + EnvSecretPath + " or " + EnvKVMount + " + " + EnvKVPath}
+			Fix:     "use either " + EnvSecretPath + " or " + EnvKVMount + " + " + EnvKVPath})
 	case secretPath != "":
 		loc, err := ParseSecretPath(secretPath)
 		if err != nil {
-			return Config{}, &ConfigError{Var: EnvSecretPath, Value: secretPath, Problem: err.Error(),
-				Fix: "for example ansible/data/stackback_mattermost (KV v2 mount \"ansible\")"}
+			secretOK = false
+			report(&ConfigError{Var: EnvSecretPath, Value: secretPath, Problem: err.Error(),
+				Fix: "for example ansible/data/stackback_mattermost (KV v2 mount \"ansible\")"})
+			break
 		}
 		if version == 1 {
 			// An explicit v1: the path is read as is, even with a "data" segment.
@@ -193,28 +209,57 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			if kvPath == "" {
 				missing = EnvKVPath
 			}
-			return Config{}, &ConfigError{Var: missing, Problem: "not set", Fix: "set both " + EnvKVMount + " and " + EnvKVPath + ", or " + EnvSecretPath}
+			secretOK = false
+			report(&ConfigError{Var: missing, Problem: "not set", Fix: "set both " + EnvKVMount + " and " + EnvKVPath + ", or " + EnvSecretPath})
+			break
 		}
 		cfg.Secret = SecretLocation{Mount: mount, Path: kvPath, KVVersion: version}
 	default:
-		return Config{}, &ConfigError{Var: EnvSecretPath, Problem: "not set",
-			Fix: "set it to the secret's API path, for example ansible/data/stackback_mattermost"}
+		secretOK = false
+		report(&ConfigError{Var: EnvSecretPath, Problem: "not set",
+			Fix: "set it to the secret's API path, for example ansible/data/stackback_mattermost"})
 	}
 
+	fieldsOK := true
 	if fm := get(EnvFieldMap); fm != "" {
 		m, err := ParseFieldMap(fm)
 		if err != nil {
-			return Config{}, &ConfigError{Var: EnvFieldMap, Value: fm, Problem: err.Error(),
-				Fix: "for example " + DefaultFieldMap().String()}
+			fieldsOK = false
+			report(&ConfigError{Var: EnvFieldMap, Value: fm, Problem: err.Error(),
+				Fix: "for example " + DefaultFieldMap().String()})
 		}
 		cfg.Fields = m
 	}
 
 	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+	for _, err := range cfg.problems() {
+		// What could not be parsed was reported above, once.
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			switch {
+			case ce.Var == EnvVaultAddr && cfg.Address == "",
+				ce.Var == EnvSecretPath && !secretOK,
+				ce.Var == EnvFieldMap && !fieldsOK:
+				continue
+			}
+		}
+		report(err)
+	}
+	if err := joinProblems(errs); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// joinProblems returns nil, the one error, or all of them joined.
+func joinProblems(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 func parseBool(name, v string) (bool, error) {
@@ -266,60 +311,63 @@ func (c Config) withDefaults() Config {
 
 // Validate checks the configuration (after defaults are applied) and reads
 // the role_id and secret_id files once, so that a missing or empty file is
-// reported at start-up.
+// reported at start-up. Every problem is reported, each a *ConfigError.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	return joinProblems(c.withDefaults().problems())
+}
+
+// problems lists what is wrong with c (defaults applied), one *ConfigError
+// per variable at fault.
+func (c Config) problems() []error {
+	var errs []error
 	if c.Address == "" {
-		return &ConfigError{Var: EnvVaultAddr, Problem: "not set", Fix: "for example https://vault.internal:8200"}
-	}
-	u, err := url.Parse(c.Address)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return &ConfigError{Var: EnvVaultAddr, Value: c.Address, Problem: "not an http(s) URL", Fix: "for example https://vault.internal:8200"}
+		errs = append(errs, &ConfigError{Var: EnvVaultAddr, Problem: "not set", Fix: "for example https://vault.internal:8200"})
+	} else if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, &ConfigError{Var: EnvVaultAddr, Value: c.Address, Problem: "not an http(s) URL", Fix: "for example https://vault.internal:8200"})
 	}
 	if c.TLS.ClientCert != "" && c.TLS.ClientKey == "" || c.TLS.ClientCert == "" && c.TLS.ClientKey != "" {
-		return &ConfigError{Var: EnvClientCert, Value: c.TLS.ClientCert, Problem: "client certificate and key must be set together",
-			Fix: "set both " + EnvClientCert + " and " + EnvClientKey}
+		errs = append(errs, &ConfigError{Var: EnvClientCert, Value: c.TLS.ClientCert, Problem: "client certificate and key must be set together",
+			Fix: "set both " + EnvClientCert + " and " + EnvClientKey})
 	}
 	for _, f := range []struct{ name, path string }{{EnvCACert, c.TLS.CACert}, {EnvClientCert, c.TLS.ClientCert}, {EnvClientKey, c.TLS.ClientKey}} {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return &ConfigError{Var: f.name, Value: f.path, Problem: "cannot read the file", Err: err}
+			errs = append(errs, &ConfigError{Var: f.name, Value: f.path, Problem: "cannot read the file", Err: err})
 		}
 	}
 
 	switch {
 	case c.RoleID != "" && c.RoleIDFile != "":
-		return &ConfigError{Var: EnvRoleID, Problem: "set together with " + EnvRoleIDFile, Fix: "set only one"}
+		errs = append(errs, &ConfigError{Var: EnvRoleID, Problem: "set together with " + EnvRoleIDFile, Fix: "set only one"})
 	case c.RoleID == "" && c.RoleIDFile == "":
-		return &ConfigError{Var: EnvRoleIDFile, Problem: "neither it nor " + EnvRoleID + " is set",
-			Fix: "mount the AppRole role_id as a file, for example /run/secrets/role_id"}
+		errs = append(errs, &ConfigError{Var: EnvRoleIDFile, Problem: "neither it nor " + EnvRoleID + " is set",
+			Fix: "mount the AppRole role_id as a file, for example /run/secrets/role_id"})
 	case c.RoleIDFile != "":
 		if _, err := readSecretFile(EnvRoleIDFile, c.RoleIDFile, "role_id"); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	switch {
 	case c.SecretID != "" && c.SecretIDFile != "":
-		return &ConfigError{Var: EnvSecretID, Problem: "set together with " + EnvSecretIDFile, Fix: "set only one"}
+		errs = append(errs, &ConfigError{Var: EnvSecretID, Problem: "set together with " + EnvSecretIDFile, Fix: "set only one"})
 	case c.SecretID == "" && c.SecretIDFile == "":
-		return &ConfigError{Var: EnvSecretIDFile, Problem: "neither it nor " + EnvSecretID + " is set",
-			Fix: "mount the AppRole secret_id as a file, for example /run/secrets/secret_id"}
+		errs = append(errs, &ConfigError{Var: EnvSecretIDFile, Problem: "neither it nor " + EnvSecretID + " is set",
+			Fix: "mount the AppRole secret_id as a file, for example /run/secrets/secret_id"})
 	case c.SecretIDFile != "":
 		if _, err := readSecretFile(EnvSecretIDFile, c.SecretIDFile, c.secretIDWhat()); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 
 	if err := c.Secret.validate(); err != nil {
-		v := EnvSecretPath
-		return &ConfigError{Var: v, Value: c.Secret.Mount + "/" + c.Secret.Path, Problem: err.Error()}
+		errs = append(errs, &ConfigError{Var: EnvSecretPath, Value: c.Secret.Mount + "/" + c.Secret.Path, Problem: err.Error()})
 	}
 	if err := c.Fields.validate(); err != nil {
-		return &ConfigError{Var: EnvFieldMap, Value: c.Fields.String(), Problem: err.Error()}
+		errs = append(errs, &ConfigError{Var: EnvFieldMap, Value: c.Fields.String(), Problem: err.Error()})
 	}
-	return nil
+	return errs
 }
 
 // secretIDWhat names what the secret_id source holds, for messages.

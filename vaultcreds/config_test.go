@@ -191,6 +191,43 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
+// Every bad Vault variable is reported at once, not one per restart.
+func TestConfigFromEnvReportsEveryBadVariable(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	_, err := vaultcreds.ConfigFromEnv(getenv(map[string]string{
+		// no VAULT_ADDR
+		"VAULT_ROLE_ID_FILE":   dir, // a directory: cannot be read
+		"VAULT_SECRET_ID_FILE": missing,
+		"VAULT_SECRET_PATH":    "ansible/metadata/stackback_app",
+		"VAULT_KV_VERSION":     "3",
+		"VAULT_SKIP_VERIFY":    "yes please",
+		"VAULT_FIELD_MAP":      "password:RESTIC_PASSWORD",
+		"VAULT_RETRY_TIMEOUT":  "soon",
+	}))
+	require.ErrorIs(t, err, vaultcreds.ErrInvalidConfig)
+	var vars []string
+	var joined interface{ Unwrap() []error }
+	require.ErrorAs(t, err, &joined)
+	for _, e := range joined.Unwrap() {
+		var ce *vaultcreds.ConfigError
+		require.ErrorAs(t, e, &ce)
+		vars = append(vars, ce.Var)
+	}
+	assert.ElementsMatch(t, []string{"VAULT_ADDR", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID_FILE", "VAULT_SECRET_PATH",
+		"VAULT_KV_VERSION", "VAULT_SKIP_VERIFY", "VAULT_FIELD_MAP", "VAULT_RETRY_TIMEOUT"}, vars, "each bad variable once")
+	msg := err.Error()
+	for _, want := range []string{
+		"VAULT_ADDR: not set, while VAULT_ROLE_ID_FILE, VAULT_SECRET_ID_FILE, VAULT_SECRET_PATH turn Vault on", "https://vault.internal:8200",
+		`VAULT_ROLE_ID_FILE="` + dir + `": cannot read the role_id file`,
+		`VAULT_SECRET_ID_FILE="` + missing + `": cannot open the secret_id file`,
+		`VAULT_SECRET_PATH="ansible/metadata/stackback_app"`, `VAULT_KV_VERSION="3"`, `VAULT_SKIP_VERIFY="yes please"`,
+		`VAULT_FIELD_MAP="password:RESTIC_PASSWORD"`, `VAULT_RETRY_TIMEOUT="soon"`,
+	} {
+		assert.Contains(t, msg, want)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	_, err := vaultcreds.New(vaultcreds.Config{Address: "http://127.0.0.1:1", RoleID: "r", SecretIDFile: filepath.Join(t.TempDir(), "nope"),
 		Secret: vaultcreds.SecretLocation{Mount: "ansible", Path: "x", KVVersion: 2}})
