@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/testbed"
 )
 
 // makeTree writes a tree with the awkward cases: empty files and dirs,
@@ -315,5 +317,75 @@ func TestRetentionGroupsByPath(t *testing.T) {
 	require.NoError(t, err)
 	for _, p := range []string{"/volumes/app/old", "/volumes/app/data", "/volumes/app/config"} {
 		assert.Equal(t, 1, count(p), "keep-last 1 keeps one snapshot of %s", p)
+	}
+}
+
+// A restic process killed while it held a lock leaves the lock behind;
+// RemoveLocksOf removes exactly the locks of its owner, never another's.
+func TestRemoveLocksOfAKilledProcess(t *testing.T) {
+	ctx := context.Background()
+	bucket := newBucketName("locks")
+	s3.MakeBucket(t, bucket)
+	for kind, url := range map[string]string{"local": filepath.Join(t.TempDir(), "repo"), "s3": s3.RepoURL(bucket, "app")} {
+		t.Run(kind, func(t *testing.T) {
+			env := rootEnv("locks-pass")
+			restic := passwdlessRestic(t)
+			mine := openRepo(t, url, backup.Options{Env: env, Restic: restic, Owner: "platback-run:p/backup/1:w-1"})
+			other := openRepo(t, url, backup.Options{Env: env, Restic: restic, Owner: "platback-run:q/backup/1:w-1"})
+			_, err := mine.EnsureRepo(ctx)
+			require.NoError(t, err)
+
+			// Two restic processes hold locks while reading stdin; both are killed.
+			for _, r := range []*backup.Repo{mine, other} {
+				ctx, cancel := context.WithCancel(ctx)
+				started := make(chan struct{})
+				go func() {
+					_, _ = r.BackupStream(ctx, "/databases/db/all.sql", []string{"sh", "-c", "echo started; sleep 60"}, backup.BackupOptions{})
+					close(started)
+				}()
+				require.Eventually(t, func() bool {
+					locks, err := r.Locks(ctx)
+					return err == nil && len(locks) > 0
+				}, time.Minute, 200*time.Millisecond)
+				killRestic(t)
+				cancel()
+				<-started
+			}
+			locks, err := mine.Locks(ctx)
+			require.NoError(t, err)
+			require.Len(t, locks, 2, "both killed processes left their lock")
+
+			removed, err := mine.RemoveLocksOf(ctx, "platback-run:p/backup/1:w-1")
+			require.NoError(t, err)
+			require.Len(t, removed, 1)
+			assert.Equal(t, "platback-run:p/backup/1:w-1", removed[0].Username)
+			locks, err = mine.Locks(ctx)
+			require.NoError(t, err)
+			require.Len(t, locks, 1)
+			assert.Equal(t, "platback-run:q/backup/1:w-1", locks[0].Username, "another owner's lock stays")
+		})
+	}
+}
+
+// passwdlessRestic is the pinned restic run where /etc/passwd is empty, as
+// in the FROM-scratch sidecar image: restic then records $USER (Owner) as
+// the user of its locks.
+func passwdlessRestic(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command("unshare", "-m", "sh", "-c", "mount --bind /dev/null /etc/passwd").CombinedOutput(); err != nil {
+		t.Skipf("cannot hide /etc/passwd in a mount namespace here (%v: %s); the sidecar image test covers lock owners", err, out)
+	}
+	wrapper := filepath.Join(t.TempDir(), "restic")
+	script := "#!/bin/sh\nexec unshare -m sh -c 'mount --bind /dev/null /etc/passwd && exec \"$0\" \"$@\"' " + testbed.Tool(t, "restic") + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+	return wrapper
+}
+
+// killRestic SIGKILLs every restic process this test process started.
+func killRestic(t *testing.T) {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "restic").Output()
+	for _, pid := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-KILL", pid).Run()
 	}
 }

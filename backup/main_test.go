@@ -64,7 +64,9 @@ func (b *logBuffer) logger() *slog.Logger {
 // openRepo opens repoURL with the pinned restic and a per-test cache.
 func openRepo(t *testing.T, repoURL string, opts backup.Options) *backup.Repo {
 	t.Helper()
-	opts.Restic = testbed.Tool(t, "restic")
+	if opts.Restic == "" {
+		opts.Restic = testbed.Tool(t, "restic")
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(t.TempDir(), "cache")
 	}

@@ -27,6 +27,12 @@ type Options struct {
 	Host string
 	// Tags are added to every snapshot.
 	Tags []string
+	// Owner names the locks this Repo's restic processes take: restic
+	// records it as the lock's user name (it runs with USER=Owner; this
+	// works where restic cannot look the user up, as in the platback/sidecar
+	// image). RemoveLocksOf(Owner) later removes exactly the locks such a
+	// process left when it was killed.
+	Owner string
 	// CacheDir is restic's cache directory; default restic's own.
 	CacheDir string
 	// CreateBucket allows EnsureRepo to create a missing S3 bucket.

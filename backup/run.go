@@ -31,8 +31,8 @@ type invocation struct {
 	env     []string      // extra NAME=value for this run
 }
 
-// environ is what restic may see of the sidecar's own environment: nothing
-// that could change its behaviour behind the caller's back.
+// inheritedEnv is what restic may see of the sidecar's own environment:
+// nothing that could change its behaviour behind the caller's back.
 var inheritedEnv = []string{"PATH", "HOME", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
 
@@ -125,6 +125,9 @@ func (r *Repo) environ() []string {
 	}
 	for name, v := range r.opts.Env {
 		env = append(env, name+"="+v)
+	}
+	if r.opts.Owner != "" {
+		env = append(env, "USER="+r.opts.Owner)
 	}
 	// Ask restic for status lines as often as they are logged, no more.
 	fps := min(max(1/r.opts.ProgressEvery.Seconds(), 1.0/60), 10)
