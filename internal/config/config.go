@@ -121,16 +121,18 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fix))
 	}
 	// duration is a duration of at least min (why says what needs it).
-	duration := func(name string, min time.Duration, why string) time.Duration {
+	duration := func(name string, min time.Duration, why string) (time.Duration, bool) {
 		v, used := get(name)
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		switch {
 		case err != nil || d < 0:
-			bad(used, v, "want a duration such as 30s, 20m or 12h")
+			bad(used, v, durationFix(v))
 		case d < min:
 			bad(used, v, fmt.Sprintf("want at least %s: %s", fmtDuration(min), why))
+		default:
+			return d, true
 		}
-		return d
+		return d, false
 	}
 	boolean := func(name string) bool {
 		v, used := get(name)
@@ -142,8 +144,15 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	var c Config
-	_, verr := vaultcreds.ConfigFromEnv(getenv)
+	// The credentials' variables (package vaultcreds) are checked here too,
+	// so that every bad variable is in the one start-up error.
+	// They are listed last.
+	vcfg, verr := vaultcreds.ConfigFromEnv(getenv)
 	c.VaultEnabled = !errors.Is(verr, vaultcreds.ErrNotConfigured)
+	credErr := verr
+	if !c.VaultEnabled {
+		_, credErr = vaultcreds.FromEnv(getenv)
+	}
 	c.Repository = str("RESTIC_REPOSITORY")
 	switch {
 	case c.Repository != "":
@@ -154,27 +163,43 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	case !c.VaultEnabled:
 		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
+	case verr == nil && !mapsRepository(vcfg.Fields):
+		errs = append(errs, fmt.Errorf("RESTIC_REPOSITORY is not set and %s=%q maps no field of the Vault secret to it: set RESTIC_REPOSITORY, or add repository=RESTIC_REPOSITORY to %s",
+			vaultcreds.EnvFieldMap, vcfg.Fields.String(), vaultcreds.EnvFieldMap))
 	}
 
+	// Cron, time zone and stagger are checked one by one, so that each bad
+	// one is reported under its own variable.
 	cron, cronName := get("BACKUP_CRON")
-	tz, _ := get("BACKUP_TZ")
+	tz, tzName := get("BACKUP_TZ")
 	c.Project = str("PLATBACK_PROJECT")
-	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: duration("BACKUP_STAGGER", 0, ""), Name: c.Project}
+	stagger, staggerOK := duration("BACKUP_STAGGER", 0, "")
+	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: stagger, Name: c.Project}
 	if c.Schedule.Name == "" {
 		c.Schedule.Name = "platback" // replaced by the discovered project at run time
 	}
-	if err := c.Schedule.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", cronName, err))
+	if err := (schedule.Spec{Cron: c.Schedule.Cron}).Validate(); err != nil {
+		bad(cronName, cron, cronFix(c.Schedule.Cron, err))
+	}
+	if err := (schedule.Spec{Cron: "@daily", TZ: c.Schedule.TZ}).Validate(); err != nil {
+		bad(tzName, tz, specProblem(err))
+	}
+	if staggerOK {
+		if err := (schedule.Spec{Cron: "@daily", Stagger: stagger, Name: c.Schedule.Name}).Validate(); err != nil {
+			v, _ := get("BACKUP_STAGGER")
+			bad("BACKUP_STAGGER", v, specProblem(err))
+		}
 	}
 	if rc := str("RETENTION_CRON"); rc != "" {
 		c.RetentionCron = rc
-		if err := (schedule.Spec{Cron: rc, TZ: c.Schedule.TZ}).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("RETENTION_CRON: %w", err))
+		if err := (schedule.Spec{Cron: rc}).Validate(); err != nil {
+			bad("RETENTION_CRON", rc, cronFix(rc, err))
 		}
 	}
 
-	c.Policy = policy(get, bad)
-	if err := c.Policy.Validate(); err != nil {
+	var policyOK bool
+	c.Policy, policyOK = policy(get, bad)
+	if err := c.Policy.Validate(); policyOK && err != nil {
 		errs = append(errs, err)
 	}
 
@@ -185,11 +210,11 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("CHECK_READ_DATA_SUBSET", c.CheckSubset, err.Error()+"; "+subsetHelp)
 		}
 	}
-	c.BackupTimeout = duration("BACKUP_TIMEOUT", MinBackupTimeout,
+	c.BackupTimeout, _ = duration("BACKUP_TIMEOUT", MinBackupTimeout,
 		"it bounds a whole backup of one target, e.g. 12h (the default)")
 	// Docker's stop API counts whole seconds: below one second it would
 	// kill the container at once, and a fraction is rounded up.
-	c.StopTimeout = duration("STOP_TIMEOUT", time.Second,
+	c.StopTimeout, _ = duration("STOP_TIMEOUT", time.Second,
 		"Docker counts the stop timeout in whole seconds, so less kills the container at once; e.g. 30s (the default)")
 	if r := c.StopTimeout % time.Second; r > 0 {
 		c.StopTimeout += time.Second - r
@@ -205,9 +230,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Listen = str("METRICS_LISTEN")
 	if c.Listen != "" {
-		_, port, err := net.SplitHostPort(c.Listen)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
-			bad("METRICS_LISTEN", c.Listen, "want host:port or :port with a port number from 1 to 65535, e.g. :9095")
+		if fix := listenFix(c.Listen); fix != "" {
+			bad("METRICS_LISTEN", c.Listen, fix)
 		}
 	}
 	factor := str("HEALTH_MAX_AGE_FACTOR")
@@ -249,35 +273,142 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CreateBucket = boolean("PLATBACK_CREATE_BUCKET")
 	c.WorkerImage = str("PLATBACK_WORKER_IMAGE")
 	c.Restic = str("PLATBACK_RESTIC")
+	if credErr != nil {
+		errs = append(errs, credErr)
+	}
 	return c, errors.Join(errs...)
 }
 
 // policy reads RESTIC_KEEP_*; with none set it is backup.DefaultPolicy().
-func policy(get func(string) (string, string), bad func(name, value, fix string)) backup.Policy {
-	var p backup.Policy
-	set := false
-	p.Within, _ = get("RESTIC_KEEP_WITHIN")
-	set = p.Within != ""
-	for name, dst := range map[string]*int{
-		"RESTIC_KEEP_LAST": &p.Last, "RESTIC_KEEP_HOURLY": &p.Hourly, "RESTIC_KEEP_DAILY": &p.Daily,
-		"RESTIC_KEEP_WEEKLY": &p.Weekly, "RESTIC_KEEP_MONTHLY": &p.Monthly, "RESTIC_KEEP_YEARLY": &p.Yearly,
+// ok is false when a bad value was reported.
+func policy(get func(string) (string, string), bad func(name, value, fix string)) (p backup.Policy, ok bool) {
+	ok = true
+	within, withinName := get("RESTIC_KEEP_WITHIN")
+	p.Within = strings.TrimSpace(within)
+	if p.Within != "" {
+		if err := (backup.Policy{Within: p.Within}).Validate(); err != nil {
+			bad(withinName, within, "want a restic duration: numbers with y, m, d or h (years, months, days, hours), e.g. 30d, 72h or 1y6m")
+			ok = false
+		}
+	}
+	set := p.Within != ""
+	for _, k := range []struct {
+		name string
+		dst  *int
+	}{
+		{"RESTIC_KEEP_LAST", &p.Last}, {"RESTIC_KEEP_HOURLY", &p.Hourly}, {"RESTIC_KEEP_DAILY", &p.Daily},
+		{"RESTIC_KEEP_WEEKLY", &p.Weekly}, {"RESTIC_KEEP_MONTHLY", &p.Monthly}, {"RESTIC_KEEP_YEARLY", &p.Yearly},
 	} {
-		v, used := get(name)
+		v, used := get(k.name)
 		if v == "" {
 			continue
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 0 {
-			bad(used, v, "want a whole number, 0 or more")
+			bad(used, v, "want a whole number of snapshots, 0 or more, e.g. 7")
+			ok = false
 			continue
 		}
-		*dst = n
+		*k.dst = n
 		set = set || n > 0
 	}
 	if !set {
-		return backup.DefaultPolicy()
+		return backup.DefaultPolicy(), ok
 	}
-	return p
+	return p, ok
+}
+
+// mapsRepository reports whether the Vault field map fills RESTIC_REPOSITORY.
+func mapsRepository(m vaultcreds.FieldMap) bool {
+	for _, f := range m {
+		if f.Env == vaultcreds.EnvResticRepository {
+			return true
+		}
+	}
+	return false
+}
+
+// durationFix is the fix for a value time.ParseDuration refused (or a
+// negative one), with a hint for the usual mistakes.
+func durationFix(v string) string {
+	const want = "want a duration with a unit, such as 30s, 20m or 12h"
+	v = strings.TrimSpace(v)
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return fmt.Sprintf("%s: a bare number has no unit; write %sm for minutes or %ss for seconds", want, v, v)
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days > 0 {
+			return fmt.Sprintf("%s: days are not a unit here; write %dh", want, days*24)
+		}
+	}
+	return want
+}
+
+// specProblem is what a *schedule.SpecError says is wrong, without the
+// value it repeats.
+func specProblem(err error) string {
+	if se, ok := errors.AsType[*schedule.SpecError](err); ok {
+		return se.Problem
+	}
+	return err.Error()
+}
+
+// cronFix is the fix for a bad cron expression, with a hint for an
+// English "every …".
+func cronFix(expr string, err error) string {
+	fix := specProblem(err)
+	fields := strings.Fields(strings.ToLower(expr))
+	if len(fields) == 2 && fields[0] == "every" {
+		hint := `"@daily" (or "@every 24h")`
+		if d, err := time.ParseDuration(fields[1]); err == nil && d > 0 {
+			hint = strconv.Quote("@every " + fields[1])
+		} else if w, ok := map[string]string{"hour": "@hourly", "day": "@daily", "week": "@weekly", "month": "@monthly", "year": "@yearly"}[fields[1]]; ok {
+			hint = strconv.Quote(w)
+		}
+		fix += "; for " + strconv.Quote(expr) + " write " + hint
+	}
+	return fix
+}
+
+// listenFix says what is wrong with a METRICS_LISTEN value, or "".
+func listenFix(listen string) string {
+	const want = "want host:port or :port with a port number from 1 to 65535, e.g. :9095 or 127.0.0.1:9095; empty turns the endpoint off"
+	if n, err := strconv.Atoi(listen); err == nil && n >= 1 && n <= 65535 {
+		return fmt.Sprintf("%s: a bare port needs a colon, :%d", want, n)
+	}
+	if strings.Contains(listen, "/") {
+		return want + ": an address to listen on, not a URL (no scheme or path)"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return want
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return want
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Sprintf("%s: %q is neither an IP address nor a host name", want, host)
+	}
+	return ""
+}
+
+// validHostname reports whether h is a DNS host name: dot-separated labels
+// of letters, digits and hyphens.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // MarkdownTable renders Vars as the README's table.

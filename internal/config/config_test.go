@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +15,15 @@ import (
 	"github.com/platback/platback/backup"
 )
 
+// env is an environment with kv and, unless kv names it (empty to unset
+// it), a RESTIC_PASSWORD.
 func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
+	return func(k string) string {
+		if v, ok := kv[k]; ok || k != "RESTIC_PASSWORD" {
+			return v
+		}
+		return "test-password"
+	}
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -57,7 +67,7 @@ func TestLoadReportsEveryBadVariable(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		`RESTIC_REPOSITORY="s3:https://minio.internal/"`, "no bucket",
-		`BACKUP_CRON: schedule: cron "0 2 * *"`,
+		`BACKUP_CRON="0 2 * *": got 4 fields`,
 		`RESTIC_KEEP_DAILY="seven"`, `LOG_LEVEL="loud"`, `LOG_FORMAT="xml"`, `BACKUP_TIMEOUT="forever"`,
 		`PLATBACK_PROJECTS="a,*"`, `METRICS_LISTEN="9095"`, `PLATBACK_CACHE_DIR="cache"`, `CHECK_AFTER_BACKUP="sometimes"`,
 	} {
@@ -72,6 +82,98 @@ func TestLoadRepositoryRequiredWithoutVault(t *testing.T) {
 	require.ErrorContains(t, err, "RESTIC_REPOSITORY is not set", "VAULT_ADDR alone does not turn Vault on")
 	_, err = Load(env(map[string]string{"VAULT_ADDR": "https://vault.internal:8200", "VAULT_SECRET_PATH": "ansible/data/stackback_app", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s"}))
 	require.NoError(t, err, "Vault may provide the repository (field repository)")
+}
+
+// The bad input of a bad day at start-up: each value is refused with the
+// variable, the value and the fix, and every one is in the one error.
+func TestLoadBadInput(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // in the message, each
+	}{
+		{"cron minute out of range", map[string]string{"BACKUP_CRON": "61 * * * *"},
+			[]string{`BACKUP_CRON="61 * * * *": `, "above maximum (59)", "want 5 fields"}},
+		{"cron in English", map[string]string{"BACKUP_CRON": "every day"},
+			[]string{`BACKUP_CRON="every day": got 2 fields`, `write "@daily"`}},
+		{"cron in English with an interval", map[string]string{"CRON_SCHEDULE": "every 6h"},
+			[]string{`CRON_SCHEDULE="every 6h": `, `write "@every 6h"`}},
+		{"retention cron", map[string]string{"RETENTION_CRON": "every week"},
+			[]string{`RETENTION_CRON="every week": `, `write "@weekly"`}},
+		{"time zone", map[string]string{"BACKUP_TZ": "Mars/Olympus"},
+			[]string{`BACKUP_TZ="Mars/Olympus": unknown time zone`, "Europe/Paris"}},
+		{"stagger without unit", map[string]string{"BACKUP_STAGGER": "10"},
+			[]string{`BACKUP_STAGGER="10": `, "write 10m for minutes or 10s for seconds"}},
+		{"stagger of a day or more", map[string]string{"BACKUP_STAGGER": "25h"},
+			[]string{`BACKUP_STAGGER="25h": `, "[0, 24h)"}},
+		{"timeout in days", map[string]string{"BACKUP_TIMEOUT": "1d"},
+			[]string{`BACKUP_TIMEOUT="1d": `, "write 24h"}},
+		{"repository s3 without endpoint", map[string]string{"RESTIC_REPOSITORY": "s3:"},
+			[]string{`RESTIC_REPOSITORY="s3:": `, "no S3 endpoint", "s3:https://host/bucket"}},
+		{"repository of another scheme", map[string]string{"RESTIC_REPOSITORY": "ftp://x/y"},
+			[]string{`RESTIC_REPOSITORY="ftp://x/y": `, "unknown form", "an absolute local path"}},
+		{"repository relative path", map[string]string{"RESTIC_REPOSITORY": "local:repo"},
+			[]string{`RESTIC_REPOSITORY="local:repo": `, "absolute path"}},
+		{"repository empty", map[string]string{"RESTIC_REPOSITORY": ""},
+			[]string{"RESTIC_REPOSITORY is not set: set it to the repository URL"}},
+		{"keep count not a number", map[string]string{"RESTIC_KEEP_DAILY": "seven"},
+			[]string{`RESTIC_KEEP_DAILY="seven": want a whole number of snapshots, 0 or more`}},
+		{"keep count negative, stack-back name", map[string]string{"KEEP_LAST": "-1"},
+			[]string{`KEEP_LAST="-1": want a whole number`}},
+		{"keep within", map[string]string{"RESTIC_KEEP_WITHIN": "30 days"},
+			[]string{`RESTIC_KEEP_WITHIN="30 days": want a restic duration`, "30d"}},
+		{"metrics port without colon", map[string]string{"METRICS_LISTEN": "9095"},
+			[]string{`METRICS_LISTEN="9095": `, "a bare port needs a colon, :9095"}},
+		{"metrics URL", map[string]string{"METRICS_LISTEN": "http://0.0.0.0:9095"},
+			[]string{`METRICS_LISTEN="http://0.0.0.0:9095": `, "not a URL"}},
+		{"metrics host name with a bad character", map[string]string{"METRICS_LISTEN": "metrics_host:9095"},
+			[]string{`METRICS_LISTEN="metrics_host:9095": `, `"metrics_host" is neither an IP address nor a host name`}},
+		{"metrics host without port", map[string]string{"METRICS_LISTEN": "localhost"},
+			[]string{`METRICS_LISTEN="localhost": want host:port or :port`}},
+		{"password file missing", map[string]string{"RESTIC_PASSWORD": "", "RESTIC_PASSWORD_FILE": missing},
+			[]string{`RESTIC_PASSWORD_FILE="` + missing + `": cannot open`, "no such file"}},
+		{"password file unreadable", map[string]string{"RESTIC_PASSWORD": "", "RESTIC_PASSWORD_FILE": dir},
+			[]string{`RESTIC_PASSWORD_FILE="` + dir + `": cannot read`}},
+		{"no password", map[string]string{"RESTIC_PASSWORD": ""},
+			[]string{"RESTIC_PASSWORD: not set (nor RESTIC_PASSWORD_FILE)"}},
+		{"vault without address", map[string]string{"VAULT_ROLE_ID": "r", "VAULT_SECRET_ID_FILE": missing, "VAULT_SECRET_PATH": "ansible/data/app"},
+			[]string{"VAULT_ADDR: not set, while VAULT_ROLE_ID, VAULT_SECRET_ID_FILE, VAULT_SECRET_PATH turn Vault on",
+				`VAULT_SECRET_ID_FILE="` + missing + `": cannot open the secret_id file`}},
+		{"vault maps no repository", map[string]string{"RESTIC_REPOSITORY": "", "VAULT_ADDR": "https://vault:8200", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s",
+			"VAULT_SECRET_PATH": "ansible/data/app", "VAULT_FIELD_MAP": "password=RESTIC_PASSWORD"},
+			[]string{`RESTIC_REPOSITORY is not set and VAULT_FIELD_MAP="password=RESTIC_PASSWORD" maps no field of the Vault secret to it`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := map[string]string{"RESTIC_REPOSITORY": "/srv/repo"}
+			maps.Copy(e, tt.env)
+			_, err := Load(env(e))
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+
+	// A pile of them: every one is in the error, each on its own line.
+	t.Run("all at once", func(t *testing.T) {
+		_, err := Load(env(map[string]string{
+			"RESTIC_REPOSITORY": "ftp://x/y", "BACKUP_CRON": "61 * * * *", "RETENTION_CRON": "every day", "BACKUP_TZ": "Mars/Olympus",
+			"BACKUP_STAGGER": "10", "RESTIC_KEEP_DAILY": "seven", "KEEP_LAST": "-1", "METRICS_LISTEN": "9095", "BACKUP_TIMEOUT": "1d",
+			"VAULT_ROLE_ID": "r", "VAULT_SECRET_ID_FILE": missing, "VAULT_SECRET_PATH": "ansible/data/app", "VAULT_KV_VERSION": "3",
+		}))
+		require.Error(t, err)
+		want := []string{`RESTIC_REPOSITORY="ftp://x/y": `, `BACKUP_CRON="61 * * * *": `, `RETENTION_CRON="every day": `, `BACKUP_TZ="Mars/Olympus": `,
+			`BACKUP_STAGGER="10": `, `RESTIC_KEEP_DAILY="seven": `, `KEEP_LAST="-1": `, `METRICS_LISTEN="9095": `, `BACKUP_TIMEOUT="1d": `,
+			"VAULT_ADDR: not set", `VAULT_SECRET_ID_FILE="` + missing + `": `, `VAULT_KV_VERSION="3": `}
+		lines := strings.Split(err.Error(), "\n")
+		assert.Len(t, lines, len(want), "one line each:\n%s", err)
+		for _, w := range want {
+			assert.Contains(t, err.Error(), w)
+		}
+	})
 }
 
 // Values that parse but would break later are refused at start-up, each
