@@ -120,10 +120,12 @@ func (rn *Runner) RestoreVolume(ctx context.Context, s *Session, t discover.Targ
 	if err != nil {
 		return res, err
 	}
+	owner := s.workerOwner()
 	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{Op: worker.OpRestore, Repository: s.URL, Env: s.Env,
-		Host: s.Host, Snapshot: res.Snapshot.ID, Path: snapshotPath, Mirror: o.Mirror, DryRun: o.DryRun,
+		Host: s.Host, Snapshot: res.Snapshot.ID, Path: snapshotPath, Mirror: o.Mirror, DryRun: o.DryRun, Owner: owner,
 		Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel})
 	if err != nil {
+		rn.removeWorkerLocks(ctx, s, owner, err)
 		return res, err
 	}
 	res.Summary = resp.Restore

@@ -7,6 +7,8 @@ package runner
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,7 +97,15 @@ type Session struct {
 	URL  string
 	// repoMount is the mount that holds a local repository (nil for S3).
 	repoMount *mount.Mount
+	// owners prefixes the lock owner (backup.Options.Owner) of every restic
+	// process started under the run lock: the sidecar's own and its
+	// workers'. Those that are left when a session opens were left by
+	// processes that are gone.
+	owners string
 }
+
+// lockOwners is the prefix of the lock owners of a sidecar's runs.
+func lockOwners(identity string) string { return "platback-run:" + identity + ":" }
 
 // OpenOptions say how Open prepares a session.
 type OpenOptions struct {
@@ -104,6 +114,11 @@ type OpenOptions struct {
 	// IncludeStopped plans the volumes of stopped containers too (a
 	// restore finds its target while the app is stopped).
 	IncludeStopped bool
+	// Shared: the caller does not hold the run lock (listing snapshots).
+	// Otherwise it does: the session's restic processes and workers name
+	// their locks after this sidecar, and Open first removes the locks that
+	// such processes left when they were killed.
+	Shared bool
 }
 
 // Open fetches the credentials, plans, and opens (and, with Ensure,
@@ -134,11 +149,22 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	// A local repository must be on a mount the workers can get too; check
-	// before EnsureRepo could create it in the container's own filesystem.
-	repoMount, err := rn.repositoryMount(ctx, plan, loc)
+	self, err := rn.selfContainer(ctx, plan)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A local repository must be on a mount the workers can get too; check
+	// before EnsureRepo could create it in the container's own filesystem.
+	var repoMount *mount.Mount
+	if loc.Kind == "local" {
+		if repoMount, err = repositoryMountOf(loc, self); err != nil {
+			return nil, nil, err
+		}
+	}
+	owners := lockOwners(sidecarIdentity(self))
+	owner := owners + "sidecar"
+	if o.Shared {
+		owner = "platback:" + sidecarIdentity(self) + ":shared"
 	}
 	host := rn.Config.Host
 	if host == "" {
@@ -148,7 +174,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 	delete(env, "RESTIC_REPOSITORY")
 	repo, err := backup.Open(ctx, url, backup.Options{
 		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir,
-		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log,
+		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log, Owner: owner,
 		Timeouts: backup.Timeouts{Backup: rn.Config.BackupTimeout},
 		// The dump producer (`sidecar dump`) talks to the Docker engine.
 		PassEnv: []string{"DOCKER_HOST", "DOCKER_API_VERSION", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "LOG_LEVEL"},
@@ -164,7 +190,47 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		}
 		warnings = res.Warnings
 	}
-	return &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount}, warnings, nil
+	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners}
+	if !o.Shared {
+		rn.removeLeftoverLocks(ctx, s)
+	}
+	return s, warnings, nil
+}
+
+// removeLeftoverLocks removes the locks that this sidecar's killed restic
+// processes and workers left. The caller holds the run lock, so none of
+// them can still run.
+func (rn *Runner) removeLeftoverLocks(ctx context.Context, s *Session) {
+	removed, err := s.Repo.RemoveLocksWithOwnerPrefix(ctx, s.owners)
+	switch {
+	case errors.Is(err, backup.ErrLocksUnsupported):
+	case err != nil:
+		rn.Log.Warn("could not remove the locks a killed run left", "err", err)
+	case len(removed) > 0:
+		rn.Log.Warn("removed locks a killed run of this sidecar left in the repository", "locks", len(removed))
+	}
+}
+
+// removeWorkerLocks removes the locks of a worker that ended without a
+// result (killed): its container is gone, so its restic is too.
+func (rn *Runner) removeWorkerLocks(ctx context.Context, s *Session, owner string, err error) {
+	if !errors.Is(err, worker.ErrNoResult) {
+		return
+	}
+	removed, rerr := s.Repo.RemoveLocksOf(context.WithoutCancel(ctx), owner)
+	if rerr != nil && !errors.Is(rerr, backup.ErrLocksUnsupported) {
+		rn.Log.Warn("could not remove the locks of a killed worker", "owner", owner, "err", rerr)
+	}
+	if len(removed) > 0 {
+		rn.Log.Warn("removed the locks a killed worker left in the repository", "owner", owner, "locks", len(removed))
+	}
+}
+
+// workerOwner is a new lock owner for one worker of the session.
+func (s *Session) workerOwner() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return s.owners + "w-" + hex.EncodeToString(b[:])
 }
 
 // Run does one backup run.
@@ -345,11 +411,13 @@ func (rn *Runner) backupVolume(ctx context.Context, s *Session, t discover.Targe
 	if err != nil {
 		return backup.Summary{}, err
 	}
+	owner := s.workerOwner()
 	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{
-		Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Tags: t.Tags,
+		Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Tags: t.Tags, Owner: owner,
 		CacheDir: rn.workerCacheDir(spec), Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel, Path: t.Path,
 	})
 	if err != nil {
+		rn.removeWorkerLocks(ctx, s, owner, err)
 		return backup.Summary{}, err
 	}
 	return resp.Summary, workerError(resp.Err(), s)
@@ -497,25 +565,12 @@ func mountOf(m container.MountPoint) mount.Mount {
 	return mount.Mount{Type: mount.TypeVolume, Source: m.Name, Target: m.Destination}
 }
 
-// repositoryMount returns the mount a worker needs to reach a local
-// repository: the sidecar's own mount that holds its path, or, when the
-// sidecar runs outside a container, the host directory itself. A local
-// repository inside a sidecar container but on no mount is an error: it
-// would live in the container's own filesystem, out of the workers' reach
-// and lost when the container is re-created.
-func (rn *Runner) repositoryMount(ctx context.Context, plan discover.Plan, loc backup.Location) (*mount.Mount, error) {
-	if loc.Kind != "local" {
-		return nil, nil
-	}
-	self, err := rn.selfContainer(ctx, plan)
-	if err != nil {
-		return nil, err
-	}
-	return repositoryMountOf(loc, self)
-}
-
-// repositoryMountOf is repositoryMount for the sidecar container self (nil
-// outside a container).
+// repositoryMountOf returns the mount a worker needs to reach a local
+// repository: the mount of the sidecar container self that holds its path,
+// or, when the sidecar runs outside a container (self nil), the host
+// directory itself. A local repository inside a sidecar container but on no
+// mount is an error: it would live in the container's own filesystem, out
+// of the workers' reach and lost when the container is re-created.
 func repositoryMountOf(loc backup.Location, self *container.InspectResponse) (*mount.Mount, error) {
 	if self == nil {
 		return &mount.Mount{Type: mount.TypeBind, Source: loc.Path, Target: loc.Path}, nil

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -48,9 +50,16 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 	if spec.StopGrace <= 0 {
 		spec.StopGrace = 30 * time.Second
 	}
+	labels := maps.Clone(spec.Labels)
+	if req.Owner != "" {
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[OwnerLabel] = req.Owner
+	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &container.Config{
-			Image: spec.Image, Entrypoint: spec.Entrypoint, Labels: spec.Labels,
+			Image: spec.Image, Entrypoint: spec.Entrypoint, Labels: labels,
 			OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
 		},
 		HostConfig: &container.HostConfig{Mounts: spec.Mounts, NetworkMode: container.NetworkMode(spec.Network)},
@@ -77,11 +86,12 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 		return Response{}, fmt.Errorf("start worker %s: %w", id[:12], err)
 	}
 
-	// The job, credentials included, goes over stdin only.
+	// The job, credentials included, goes over stdin only. Stdin stays open
+	// until the worker is done: if this process dies, the engine closes it
+	// and the worker stops restic cleanly.
 	if err := json.NewEncoder(att.Conn).Encode(req); err != nil {
 		return Response{}, fmt.Errorf("send the job to worker %s: %w", id[:12], err)
 	}
-	_ = att.CloseWrite()
 
 	out := readOutput(att.Reader, spec.Logger.With("worker", id[:12]))
 
@@ -108,10 +118,14 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 				tail += " (status 137: it was killed with SIGKILL)"
 			}
 		}
-		return Response{}, fmt.Errorf("worker %s exited with status %d without a result: %s", id[:12], code, tail)
+		return Response{}, fmt.Errorf("%w: worker %s exited with status %d without a result: %s", ErrNoResult, id[:12], code, tail)
 	}
 	return resp, nil
 }
+
+// ErrNoResult: the worker ended without a result (it was killed, or crashed);
+// restic locks it held may be left behind.
+var ErrNoResult = errors.New("worker ended without a result")
 
 // outputGrace is how long the worker's output may go on after it exited.
 var outputGrace = 10 * time.Second

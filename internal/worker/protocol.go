@@ -18,6 +18,10 @@ import (
 	"github.com/platback/platback/backup"
 )
 
+// OwnerLabel holds the owner of a worker's restic locks (Request.Owner),
+// so a sidecar can remove the locks of a worker that was killed.
+const OwnerLabel = "io.platback.lock-owner"
+
 // SidecarLabel marks a worker container with the identity of the sidecar
 // that started it (compose project/service/number), so a sidecar removes
 // only its own leftover workers.
@@ -50,6 +54,9 @@ type Request struct {
 	Mirror bool `json:"mirror,omitempty"`
 	// DryRun reports what a restore would change and writes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Owner names the locks the worker's restic takes (backup.Options.Owner),
+	// so the sidecar can remove exactly them if the worker is killed.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Response is what a worker prints on stdout when it is done.
@@ -114,13 +121,26 @@ func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
 // Serve is the worker's side: read a Request from in, run it with the
-// restic binary, write a Response to out. Logs go to logOut.
+// restic binary, write a Response to out. Logs go to logOut. The sidecar
+// keeps in open while it waits for the result: when in ends, the sidecar
+// is gone, and Serve stops restic cleanly (restic removes its lock) and
+// returns.
 func Serve(ctx context.Context, in io.Reader, out io.Writer, logOut io.Writer, restic string) error {
 	var req Request
-	if err := json.NewDecoder(io.LimitReader(in, 1<<20)).Decode(&req); err != nil {
+	dec := json.NewDecoder(io.LimitReader(in, 1<<20))
+	if err := dec.Decode(&req); err != nil {
 		return fmt.Errorf("worker: read the job from stdin: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: req.LogLevel}))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), in))
+		if ctx.Err() == nil {
+			log.Warn("stdin closed: the sidecar that started this worker is gone; stopping restic")
+			cancel()
+		}
+	}()
 	start := time.Now()
 	resp := run(ctx, req, restic, log)
 	resp.Duration = time.Since(start)
@@ -129,7 +149,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, logOut io.Writer, r
 
 func run(ctx context.Context, req Request, restic string, log *slog.Logger) Response {
 	repo, err := backup.Open(ctx, req.Repository, backup.Options{
-		Restic: restic, Env: req.Env, Host: req.Host, CacheDir: req.CacheDir, Logger: log,
+		Restic: restic, Env: req.Env, Host: req.Host, CacheDir: req.CacheDir, Logger: log, Owner: req.Owner,
 		Timeouts: backup.Timeouts{Backup: req.Timeout, Restore: req.Timeout},
 	})
 	if err != nil {
