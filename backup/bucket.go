@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -117,47 +118,230 @@ func (r *Repo) bucketError(op string, err error) error {
 	return fmt.Errorf("%s bucket %q on %s: %s", op, b, r.loc.Endpoint, r.redact.String(err.Error()))
 }
 
-// lifecycleWarnings returns a warning for each enabled lifecycle rule that
-// expires objects in the repository's prefix: such a rule deletes restic's
-// config, keys and still-referenced packs and so destroys the repository.
-func (r *Repo) lifecycleWarnings(ctx context.Context, c *minio.Client) []string {
-	cfg, err := c.GetBucketLifecycle(ctx, r.loc.Bucket)
-	if err != nil {
-		r.log.Debug("bucket lifecycle not readable", "bucket", r.loc.Bucket, "err", r.redact.String(err.Error()))
-		return nil
-	}
-	return expiringRules(cfg, r.loc)
+// ErrLifecycleUnreadable: the bucket's lifecycle configuration could not be
+// read (typically Access Denied with per-app credentials). The rules are then
+// unknown, which is not the same as "no rule".
+var ErrLifecycleUnreadable = errors.New("bucket lifecycle configuration not readable")
+
+// Warning texts about the bucket's lifecycle configuration (in
+// EnsureResult.Warnings and ProbeResult.Warnings) start with these, so a
+// caller that only kept the text can tell them apart.
+const (
+	WarnExpirationRule      = "REPOSITORY AT RISK: "
+	WarnLifecycleUnreadable = "bucket lifecycle unknown: "
+)
+
+// ExpirationRule is an enabled S3 lifecycle rule that can delete objects of
+// the repository. Restic keeps its config, keys and still-referenced data as
+// objects that never change, so expiring them by age destroys the repository;
+// retention belongs to `restic forget --prune`.
+type ExpirationRule struct {
+	ID     string // the rule's ID, empty when it has none
+	Action string // what the rule does, e.g. "expires objects after 30 days"
+	Filter string // what it applies to, e.g. `every object` or `prefix "app/"`
 }
 
-func expiringRules(cfg *lifecycle.Configuration, loc Location) []string {
+func (e ExpirationRule) String() string {
+	id := e.ID
+	if id == "" {
+		id = "(no ID)"
+	}
+	return fmt.Sprintf("rule %q %s (filter: %s)", id, e.Action, e.Filter)
+}
+
+// ExpirationRules reads the lifecycle configuration of the repository's
+// bucket and returns the rules that can delete the repository's objects (see
+// ExpirationRule). A bucket without lifecycle configuration has none. When
+// the configuration cannot be read the error wraps ErrLifecycleUnreadable and
+// says why. Other repositories than S3 have no rules.
+func (r *Repo) ExpirationRules(ctx context.Context) ([]ExpirationRule, error) {
+	if r.loc.Kind != "s3" {
+		return nil, nil
+	}
+	c, err := r.s3Client()
+	if err != nil {
+		return nil, fmt.Errorf("%w: S3 client for %s: %w", ErrLifecycleUnreadable, r.loc.Endpoint, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+	defer cancel()
+	return r.expirationRules(ctx, c)
+}
+
+func (r *Repo) expirationRules(ctx context.Context, c *minio.Client) ([]ExpirationRule, error) {
+	cfg, err := c.GetBucketLifecycle(ctx, r.loc.Bucket)
+	if err == nil {
+		return matchExpirationRules(cfg, r.loc), nil
+	}
+	b := r.loc.Bucket
+	switch code := minio.ToErrorResponse(err).Code; {
+	case code == "NoSuchLifecycleConfiguration":
+		return nil, nil
+	case code == "AccessDenied":
+		return nil, fmt.Errorf("%w: bucket %q on %s: these credentials may not read it (Access Denied), so a rule that expires the repository's objects cannot be ruled out; "+
+			"check the bucket's rules with admin credentials (mc ilm rule ls ALIAS/%s), or allow s3:GetLifecycleConfiguration on arn:aws:s3:::%s",
+			ErrLifecycleUnreadable, b, r.loc.Endpoint, b, b)
+	case code == "NoSuchBucket":
+		return nil, fmt.Errorf("%w: bucket %q on %s does not exist", ErrLifecycleUnreadable, b, r.loc.Endpoint)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("%w: bucket %q: no answer from S3 endpoint %s before the deadline", ErrLifecycleUnreadable, b, r.loc.Endpoint)
+	default:
+		return nil, fmt.Errorf("%w: bucket %q on %s: %s", ErrLifecycleUnreadable, b, r.loc.Endpoint, r.redact.String(err.Error()))
+	}
+}
+
+// lifecycleWarnings turns a lifecycle check into warnings: one per rule that
+// can delete the repository's objects, or one saying the rules are unknown.
+func lifecycleWarnings(loc Location, rules []ExpirationRule, err error) []string {
+	if err != nil {
+		return []string{WarnLifecycleUnreadable + err.Error()}
+	}
 	var warnings []string
-	for _, rule := range cfg.Rules {
-		if rule.Status != "Enabled" || (rule.Expiration.IsDaysNull() && rule.Expiration.IsDateNull()) {
-			continue
-		}
-		prefix := rule.Prefix
-		if rule.RuleFilter.Prefix != "" {
-			prefix = rule.RuleFilter.Prefix
-		}
-		if !prefixesOverlap(prefix, loc.key("")) {
-			continue
-		}
-		after := fmt.Sprintf("after %d days", rule.Expiration.Days)
-		if rule.Expiration.IsDaysNull() {
-			after = "on " + rule.Expiration.Date.Format("2006-01-02")
+	for _, rule := range rules {
+		where := "the repository at the bucket's root"
+		if loc.Prefix != "" {
+			where = fmt.Sprintf("the repository's objects under %q", loc.key(""))
 		}
 		warnings = append(warnings, fmt.Sprintf(
-			"bucket %q has lifecycle rule %q that expires objects %s: it will delete restic's config, keys and still-used data and DESTROY the repository; "+
-				"remove the rule (mc ilm rule rm) and let retention (RESTIC_KEEP_*, restic forget --prune) remove old snapshots",
-			loc.Bucket, rule.ID, after))
+			"%sbucket %q has lifecycle %s, which can match %s: it will delete restic's config, keys and still-used data and DESTROY the repository; "+
+				"remove the rule (mc ilm rule rm --id ID ALIAS/%s) or move its filter away from the repository, and let retention (RESTIC_KEEP_*, restic forget --prune) remove old snapshots",
+			WarnExpirationRule, loc.Bucket, rule, where, loc.Bucket))
 	}
 	return warnings
 }
 
-// prefixesOverlap reports whether objects under a can be objects under b.
-func prefixesOverlap(a, b string) bool {
-	if len(a) > len(b) {
-		a, b = b, a
+// expiringRules is lifecycleWarnings for the rules of cfg that match loc.
+func expiringRules(cfg *lifecycle.Configuration, loc Location) []string {
+	return lifecycleWarnings(loc, matchExpirationRules(cfg, loc), nil)
+}
+
+// maxResticObject bounds the size of every object restic writes: packs stay
+// below its largest --pack-size (128 MiB), and index, snapshot, key and
+// config files are far smaller.
+const maxResticObject = 256 << 20
+
+// matchExpirationRules returns the rules of cfg that can delete an object of
+// the repository at loc:
+//   - the rule is enabled;
+//   - it deletes current objects: Expiration by days or date, or MinIO's
+//     AllVersionsExpiration. NoncurrentVersionExpiration (only versions
+//     restic has already replaced or deleted), ExpiredObjectDeleteMarker and
+//     DelMarkerExpiration (delete markers only), transitions and the abort
+//     of incomplete uploads leave the repository's current objects alone;
+//   - its prefix can match one of the repository's keys (config, keys/,
+//     locks/, snapshots/, index/, data/ under the repository's prefix);
+//   - it has no tag condition (restic never tags objects, so a rule that
+//     requires a tag matches none of them);
+//   - its size condition can match (restic's objects range from a hundred
+//     bytes to its pack size; only "larger than 256 MiB" excludes them).
+func matchExpirationRules(cfg *lifecycle.Configuration, loc Location) []ExpirationRule {
+	if cfg == nil {
+		return nil
 	}
-	return b[:len(a)] == a
+	var out []ExpirationRule
+	for _, rule := range cfg.Rules {
+		if !strings.EqualFold(rule.Status, "Enabled") {
+			continue
+		}
+		action := expirationAction(rule)
+		if action == "" {
+			continue
+		}
+		f := rule.RuleFilter
+		prefix := rule.Prefix
+		for _, p := range []string{f.Prefix, f.And.Prefix} {
+			if p != "" {
+				prefix = p
+			}
+		}
+		if !f.Tag.IsEmpty() || len(f.And.Tags) > 0 {
+			continue
+		}
+		larger := max(f.ObjectSizeGreaterThan, f.And.ObjectSizeGreaterThan)
+		smaller := f.ObjectSizeLessThan
+		if s := f.And.ObjectSizeLessThan; s > 0 && (smaller == 0 || s < smaller) {
+			smaller = s
+		}
+		if larger >= maxResticObject || (smaller > 0 && smaller <= larger+1) {
+			continue
+		}
+		if !prefixMatchesRepository(prefix, loc) {
+			continue
+		}
+		var conds []string
+		if prefix == "" {
+			conds = append(conds, "every object")
+		} else {
+			conds = append(conds, fmt.Sprintf("prefix %q", prefix))
+		}
+		if larger > 0 {
+			conds = append(conds, fmt.Sprintf("larger than %d bytes", larger))
+		}
+		if smaller > 0 {
+			conds = append(conds, fmt.Sprintf("smaller than %d bytes", smaller))
+		}
+		out = append(out, ExpirationRule{ID: rule.ID, Action: action, Filter: strings.Join(conds, ", ")})
+	}
+	return out
+}
+
+// expirationAction describes how rule deletes current objects; "" when it
+// does not.
+func expirationAction(rule lifecycle.Rule) string {
+	e := rule.Expiration
+	switch {
+	case !e.IsDaysNull():
+		return fmt.Sprintf("expires objects after %d days", e.Days)
+	case !e.IsDateNull():
+		return "expires objects on " + e.Date.Format("2006-01-02")
+	case !rule.AllVersionsExpiration.IsNull():
+		return fmt.Sprintf("deletes objects with all their versions after %d days", rule.AllVersionsExpiration.Days)
+	}
+	return ""
+}
+
+// repositoryKeys are the forms of the keys restic writes in a repository,
+// relative to its prefix; '#' stands for a lower-case hex digit.
+var repositoryKeys = func() []string {
+	id := strings.Repeat("#", 64)
+	return []string{"config", "keys/" + id, "locks/" + id, "snapshots/" + id, "index/" + id, "data/##/" + id}
+}()
+
+// prefixMatchesRepository reports whether a lifecycle rule's prefix can
+// match a key of the repository at loc: it lies above the repository's
+// prefix, or inside it on the path of a key restic writes. A rule on
+// "logs/" in a bucket whose repository is at the root matches nothing of it.
+func prefixMatchesRepository(prefix string, loc Location) bool {
+	base := loc.key("")
+	if len(prefix) <= len(base) {
+		return strings.HasPrefix(base, prefix)
+	}
+	if !strings.HasPrefix(prefix, base) {
+		return false
+	}
+	rest := prefix[len(base):]
+	for _, form := range repositoryKeys {
+		if keyFormHasPrefix(form, rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyFormHasPrefix reports whether some key of the given form starts with p.
+func keyFormHasPrefix(form, p string) bool {
+	if len(p) > len(form) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case form[i] == '#':
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		case c != form[i]:
+			return false
+		}
+	}
+	return true
 }

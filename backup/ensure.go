@@ -20,6 +20,12 @@ type EnsureResult struct {
 	BucketCreated bool     // the S3 bucket was missing and was created
 	Initialized   bool     // the repository was missing and this call initialised it
 	Warnings      []string // dangers found on the way (e.g. a lifecycle rule that expires objects)
+	// ExpirationRules are the bucket's lifecycle rules that can delete the
+	// repository's objects (S3 only): each one destroys the repository.
+	ExpirationRules []ExpirationRule
+	// LifecycleErr says why the bucket's lifecycle configuration could not
+	// be read (it wraps ErrLifecycleUnreadable); the rules are then unknown.
+	LifecycleErr error
 }
 
 // initLockName is the S3 object (inside the repository prefix) that makes
@@ -50,15 +56,13 @@ func (r *Repo) EnsureRepo(ctx context.Context) (EnsureResult, error) {
 		bctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
 		res.BucketCreated, err = r.ensureBucket(bctx, c)
 		if err == nil {
-			res.Warnings = r.lifecycleWarnings(bctx, c)
+			res.ExpirationRules, res.LifecycleErr = r.expirationRules(bctx, c)
 		}
 		cancel()
 		if err != nil {
 			return res, err
 		}
-		for _, w := range res.Warnings {
-			r.log.Error("REPOSITORY AT RISK", "warning", w)
-		}
+		res.Warnings = r.logLifecycle(res.ExpirationRules, res.LifecycleErr)
 		s3 = c
 	}
 	err := r.catConfig(ctx)
@@ -70,6 +74,81 @@ func (r *Repo) EnsureRepo(ctx context.Context) (EnsureResult, error) {
 	}
 	res.Initialized, err = r.initExclusive(ctx, s3)
 	return res, err
+}
+
+// logLifecycle logs what the lifecycle check found and returns it as
+// warnings: an expiration rule at ERROR level, an unreadable configuration
+// at WARN level.
+func (r *Repo) logLifecycle(rules []ExpirationRule, err error) []string {
+	warnings := lifecycleWarnings(r.loc, rules, err)
+	for _, w := range warnings {
+		if err != nil {
+			r.log.Warn("bucket lifecycle rules unknown", "bucket", r.loc.Bucket, "warning", w)
+		} else {
+			r.log.Error("REPOSITORY AT RISK", "bucket", r.loc.Bucket, "warning", w)
+		}
+	}
+	return warnings
+}
+
+// ProbeResult says what Probe found.
+type ProbeResult struct {
+	// BucketMissing: the S3 bucket does not exist; Options.CreateBucket
+	// allows EnsureRepo to create it (otherwise Probe returns ErrBucketMissing).
+	BucketMissing bool
+	// RepoMissing: no repository exists at the URL yet; EnsureRepo will
+	// initialise it.
+	RepoMissing bool
+	// ExpirationRules, LifecycleErr and Warnings are as in EnsureResult.
+	ExpirationRules []ExpirationRule
+	LifecycleErr    error
+	Warnings        []string
+}
+
+// Probe checks that the repository can be used, without creating or
+// writing anything: for S3 the bucket (as EnsureRepo does, but never
+// creating it) and its lifecycle rules, then `restic cat config` without a
+// lock. It is what a daemon checks at start-up so a wrong password or
+// unusable credentials show at once rather than at the first backup.
+//
+// A missing bucket (when Options.CreateBucket allows creating it) and a
+// missing repository are reported in the result, not as errors: EnsureRepo
+// creates them. A wrong password is ErrWrongPassword; credentials S3 refuses
+// are ErrAccessDenied; an unreachable endpoint is ErrInterrupted after the
+// Open timeout or ctx's deadline, whichever comes first.
+func (r *Repo) Probe(ctx context.Context) (ProbeResult, error) {
+	var res ProbeResult
+	if r.loc.Kind == "s3" {
+		c, err := r.s3Client()
+		if err != nil {
+			return res, fmt.Errorf("S3 client for %s: %w", r.loc.Endpoint, err)
+		}
+		bctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+		defer cancel()
+		exists, err := c.BucketExists(bctx, r.loc.Bucket)
+		switch {
+		case err != nil:
+			return res, r.bucketError("check", err)
+		case !exists && !r.opts.CreateBucket:
+			return res, fmt.Errorf("%w: bucket %q on %s: create it (with admin credentials) or allow the sidecar to create it", ErrBucketMissing, r.loc.Bucket, r.loc.Endpoint)
+		case !exists:
+			// restic would retry for many minutes on a missing bucket.
+			res.BucketMissing, res.RepoMissing = true, true
+			return res, nil
+		}
+		res.ExpirationRules, res.LifecycleErr = r.expirationRules(bctx, c)
+		res.Warnings = r.logLifecycle(res.ExpirationRules, res.LifecycleErr)
+	}
+	err := r.run(ctx, invocation{command: "cat", args: []string{"--no-lock", "config"}, json: true,
+		timeout: r.opts.Timeouts.Open, onLine: discard})
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, ErrRepoNotFound):
+		res.RepoMissing = true
+		return res, nil
+	}
+	return res, r.openError(err)
 }
 
 // catConfig opens the repository: nil when it exists and the password fits.
