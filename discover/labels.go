@@ -2,6 +2,7 @@ package discover
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,9 +134,10 @@ func parseLabels(container string, labels map[string]string, prefix string) (lab
 		ls.stop = false
 	}
 
+	names := knownNames(prefix)
 	known := map[string]bool{}
-	for _, n := range []string{LabelVolumes, LabelVolumesInclude, LabelVolumesExclude, LabelStopDuringBackup, LabelPostgres, LabelMySQL, LabelMariaDB} {
-		known[prefix+n] = true
+	for _, n := range names {
+		known[n] = true
 	}
 	var unknown []string
 	for k := range labels {
@@ -145,11 +147,103 @@ func parseLabels(container string, labels map[string]string, prefix string) (lab
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		warn(k, labels[k], "unknown label, ignored (known: "+strings.Join(knownNames(prefix), ", ")+")")
+		msg := "unknown label, ignored"
+		if s := closestLabel(k, names); s != "" {
+			msg += "; did you mean " + s + "?"
+		}
+		warn(k, labels[k], msg+" (known: "+strings.Join(names, ", ")+")")
+	}
+	// A misspelt prefix (stack_back.volumes, stackback.volumes) is not
+	// under the prefix at all: say so rather than skip the container
+	// silently.
+	var near []string
+	for k := range labels {
+		if !strings.HasPrefix(k, prefix) && closestLabel(k, names) != "" {
+			near = append(near, k)
+		}
+	}
+	sort.Strings(near)
+	for _, k := range near {
+		warn(k, labels[k], "not a backup label, ignored; did you mean "+closestLabel(k, names)+"? (the backup labels start with "+quote(prefix)+", see PLATBACK_LABEL_PREFIX)")
 	}
 
 	ls.anyBackupable = ls.volumes || ls.engine != ""
 	return ls, warns
+}
+
+// closestLabel returns the known label (from names) most probably meant by
+// key, or "": the nearest one at most two edits away (a transposition is
+// one edit; case and _ for - cost none), whether the slip is in the name or
+// in the prefix. A key that is a known label returns "".
+func closestLabel(key string, names []string) string {
+	const maxEdits = 2
+	var lower string // key normalised, made only when a name is near in length
+	best, bestDist := "", maxEdits+1
+	for _, name := range names {
+		if name == key {
+			return ""
+		}
+		if abs(len(name)-len(key)) >= bestDist {
+			continue // cheap: most labels are nowhere near in length
+		}
+		if lower == "" {
+			lower = normaliseLabel(key)
+		}
+		if d := editDistance(lower, normaliseLabel(name), bestDist); d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// normaliseLabel folds the slips that cost nothing: case, and _ for -.
+func normaliseLabel(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the Levenshtein distance of a and b, counted in bytes
+// (label keys are ASCII), with a transposition of neighbours counted as one
+// edit (optimal string alignment). Once every alignment costs at least
+// limit it returns limit: the caller only wants nearer strings.
+func editDistance(a, b string, limit int) int {
+	var buf [3 * 64]int // label keys are short: no allocation
+	rows := buf[:]
+	if n := 3 * (len(b) + 1); n > len(buf) {
+		rows = make([]int, n)
+	}
+	prev2, prev, cur := rows[:len(b)+1], rows[len(b)+1:2*(len(b)+1)], rows[2*(len(b)+1):]
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+			rowMin = min(rowMin, cur[j])
+		}
+		// A transposition reaches back two rows: stop only when both
+		// rows are past the limit.
+		if rowMin >= limit && slices.Min(prev) >= limit {
+			return limit
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return min(prev[len(b)], limit)
 }
 
 func knownNames(prefix string) []string {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseBool(t *testing.T) {
@@ -98,6 +99,12 @@ func TestParseLabels(t *testing.T) {
 			check:  func(t *testing.T, ls labelSet) { assert.False(t, ls.anyBackupable) },
 			warn:   []Warning{{Label: p + "volume", Value: "true"}},
 		},
+		{
+			name:   "misspelt prefix",
+			labels: map[string]string{"stack_back.volumes": "true", "stackback.postgres": "true", "com.docker.compose.service": "app"},
+			check:  func(t *testing.T, ls labelSet) { assert.False(t, ls.anyBackupable) },
+			warn:   []Warning{{Label: "stack_back.volumes", Value: "true"}, {Label: "stackback.postgres", Value: "true"}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ls, warns := parseLabels("c1", tc.labels, p)
@@ -112,6 +119,71 @@ func TestParseLabels(t *testing.T) {
 			}
 			assert.Equal(t, tc.warn, got)
 		})
+	}
+}
+
+// Typos in backup labels are warnings that name the container, the label
+// and the label most probably meant.
+func TestLabelTypoWarnings(t *testing.T) {
+	const p = DefaultLabelPrefix
+	for _, tc := range []struct {
+		key, value string
+		want       []string // in the warning's message
+	}{
+		{p + "volume", "true", []string{"unknown label", "did you mean stack-back.volumes?"}},
+		{p + "volumes.includes", "data", []string{"did you mean stack-back.volumes.include?"}},
+		{p + "volumes.stop_during_backup", "true", []string{"did you mean stack-back.volumes.stop-during-backup?"}},
+		{p + "Volumes", "true", []string{"did you mean stack-back.volumes?"}},
+		{p + "postgresql", "true", []string{"did you mean stack-back.postgres?"}},
+		{p + "maria", "true", []string{"did you mean stack-back.mariadb?"}},
+		{p + "mongodb", "true", []string{"unknown label", "(known: stack-back.volumes, "}},
+		{"stack_back.volumes", "true", []string{"not a backup label", "did you mean stack-back.volumes?", `start with "stack-back."`}},
+		{"stack-back-volumes", "true", []string{"did you mean stack-back.volumes?"}},
+		{"stackback.mysql", "true", []string{"did you mean stack-back.mysql?"}},
+		{p + "volumes", "yes", []string{"not a boolean: use true or false", "the label is ignored"}},
+	} {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			_, warns := parseLabels("app-1", map[string]string{tc.key: tc.value}, p)
+			var found *Warning
+			for i, w := range warns {
+				if w.Label == tc.key {
+					found = &warns[i]
+				}
+			}
+			require.NotNil(t, found, "no warning for %s in %v", tc.key, warns)
+			assert.Equal(t, "app-1", found.Container)
+			assert.Equal(t, tc.value, found.Value)
+			for _, w := range tc.want {
+				assert.Contains(t, found.Message, w)
+			}
+			assert.Contains(t, found.String(), "container app-1: label "+tc.key+"=")
+		})
+	}
+
+	// Labels that are nobody's typo stay quiet; a custom prefix is honoured.
+	for _, labels := range []map[string]string{
+		{"com.docker.compose.project": "app", "com.docker.compose.volumes": "x", "traefik.enable": "true", "backup": "yes"},
+		{p + "volumes": "true", p + "volumes.include": "data"},
+	} {
+		_, warns := parseLabels("app-1", labels, p)
+		assert.Empty(t, warns, "%v", labels)
+	}
+	_, warns := parseLabels("app-1", map[string]string{"backup.volume": "true", "stack-back.volumes": "true"}, "backup.")
+	require.Len(t, warns, 1)
+	assert.Contains(t, warns[0].Message, "did you mean backup.volumes?")
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{
+		{"", "", 0}, {"a", "", 1}, {"", "ab", 2}, {"volumes", "volumes", 0}, {"volume", "volumes", 1},
+		{"volumse", "volumes", 1}, {"kitten", "sitting", 3}, {"mysql", "mariadb", 6},
+	} {
+		assert.Equal(t, tc.d, editDistance(tc.a, tc.b, 100), "%q %q", tc.a, tc.b)
+		assert.Equal(t, tc.d, editDistance(tc.b, tc.a, 100), "%q %q", tc.b, tc.a)
+		assert.Equal(t, min(tc.d, 3), editDistance(tc.a, tc.b, 3), "%q %q, limit 3", tc.a, tc.b)
 	}
 }
 
