@@ -131,6 +131,13 @@ func (a *app) cleanLeftovers(ctx context.Context) {
 		return
 	}
 	for _, c := range list.Items {
+		if c.State == "running" {
+			// Its sidecar is gone (we hold the run lock): a worker notices
+			// that and stops on its own; one that has not yet gets the
+			// stop grace, so its restic removes its lock.
+			grace := int(a.cfg.StopTimeout / time.Second)
+			_, _ = a.docker.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &grace})
+		}
 		if _, err := a.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			a.log.Warn("could not remove a leftover worker container", "container", c.ID[:12], "err", err)
 			continue
@@ -166,13 +173,28 @@ func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) err
 	return fn(ctx, a)
 }
 
-// withSession is withApp with the repository opened (never created).
+// withSession is withApp with the repository opened (never created),
+// without the run lock: for commands that only read.
 func withSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *runner.Session) error) error {
 	return withApp(cmd, func(ctx context.Context, a *app) error {
-		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+		s, _, err := a.runner.Open(ctx, runner.OpenOptions{Shared: true})
 		if err != nil {
 			return err
 		}
 		return fn(ctx, a, s)
+	})
+}
+
+// withLockedSession is withSession holding the run lock (refused while a
+// run is going), after the leftovers of a killed run are cleaned up.
+func withLockedSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *runner.Session) error) error {
+	return withApp(cmd, func(ctx context.Context, a *app) error {
+		return a.exclusive(ctx, false, func() error {
+			s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			return fn(ctx, a, s)
+		})
 	})
 }

@@ -16,7 +16,7 @@ func newCheckCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Check the repository (restic check)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
+			return withLockedSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
 				if err := s.Repo.Check(ctx, backup.CheckOptions{ReadDataSubset: subset}); err != nil {
 					return err
 				}
@@ -34,7 +34,7 @@ func newUnlockCmd() *cobra.Command {
 		Use:   "unlock",
 		Short: "Remove stale repository locks (never locks of running processes)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
+			return withLockedSession(cmd, func(ctx context.Context, _ *app, s *runner.Session) error {
 				return s.Repo.Unlock(ctx)
 			})
 		},

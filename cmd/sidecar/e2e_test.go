@@ -363,7 +363,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 	// SIGTERM in the middle of a backup: the run stops, the container it
 	// stopped runs again, and no worker is left behind.
-	interruptRunOnce(t, cli, side, app)
+	interruptRunOnce(t, cli, side, app, repo)
 
 	// A sidecar killed while it had a container stopped: the next start
 	// restarts it from the state file. And a database whose dump fails fails
@@ -380,7 +380,7 @@ func TestEndToEnd(t *testing.T) {
 
 // interruptRunOnce starts `sidecar run-once`, waits until it has stopped the
 // app container for its backup, then sends SIGTERM to it.
-func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
+func interruptRunOnce(t *testing.T, cli *client.Client, side, app string, repo *backup.Repo) {
 	ctx := context.Background()
 	ex, err := cli.ExecCreate(ctx, side, client.ExecCreateOptions{Cmd: []string{"sidecar", "run-once"}, AttachStdout: true, AttachStderr: true})
 	require.NoError(t, err)
@@ -422,6 +422,9 @@ func interruptRunOnce(t *testing.T, cli *client.Client, side, app string) {
 	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", discover.WorkerLabel)})
 	require.NoError(t, err)
 	assert.Empty(t, workers.Items, "no worker container left behind")
+	locks, err := repo.Locks(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, locks, "restic released its lock")
 }
 
 func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app string, repo *backup.Repo, pgImage string) {

@@ -112,13 +112,14 @@ func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Respo
 
 	var resp Response
 	if err := json.Unmarshal(bytes.TrimSpace(stdout), &resp); err != nil {
+		how := fmt.Sprintf("exited with status %d", code)
+		if code == 137 {
+			how = "was killed with SIGKILL (status 137)"
+		}
 		if tail == "" {
 			tail = "it printed nothing"
-			if code == 137 {
-				tail += " (status 137: it was killed with SIGKILL)"
-			}
 		}
-		return Response{}, fmt.Errorf("%w: worker %s exited with status %d without a result: %s", ErrNoResult, id[:12], code, tail)
+		return Response{}, fmt.Errorf("%w: worker %s %s before it reported a result; its last log lines: %s", ErrNoResult, id[:12], how, tail)
 	}
 	return resp, nil
 }
