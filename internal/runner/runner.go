@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -508,6 +509,13 @@ func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, t discover.Target,
 	m := mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: t.Path, ReadOnly: readOnly}
 	if v.Type == string(mount.TypeBind) {
 		m.Type, m.Source = mount.TypeBind, v.Source
+	} else if _, err := rn.Docker.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{}); err != nil {
+		// The engine would create an empty volume of that name for the
+		// worker, and its empty snapshot would count as the target's backup.
+		if cerrdefs.IsNotFound(err) {
+			return spec, fmt.Errorf("volume %s no longer exists (removed since the plan was made); nothing was backed up", v.Name)
+		}
+		return spec, fmt.Errorf("inspect volume %s: %w", v.Name, err)
 	}
 	spec.Mounts = append(spec.Mounts, m)
 	return spec, nil

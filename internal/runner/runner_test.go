@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
 	"github.com/platback/platback/internal/testbed"
+	"github.com/platback/platback/internal/testbed/dockerbed"
 )
 
 func ref(name, service string, deps ...string) discover.ContainerRef {
@@ -155,4 +157,25 @@ func TestRetentionKeepsEveryTarget(t *testing.T) {
 	for _, tg := range targets {
 		assert.Equal(t, 1, count(tg.Path), "keep-last 1 keeps one snapshot of %s", tg.Path)
 	}
+}
+
+// A volume removed between the plan and its backup must fail its target:
+// the engine would otherwise create an empty volume of that name for the
+// worker, and an empty snapshot would pass for the target's backup.
+func TestWorkerSpecRefusesARemovedVolume(t *testing.T) {
+	cli := dockerbed.Client(t)
+	ctx := context.Background()
+	name := dockerbed.UniqueName("gone")
+	dockerbed.Volume(t, cli, name, nil)
+	rn := &Runner{Docker: cli, Config: config.Config{WorkerImage: "platback/sidecar", CacheDir: "/cache"}, Log: slog.New(slog.DiscardHandler)}
+	tg := discover.Target{Kind: discover.KindVolume, Path: "/volumes/app/data", Volume: &discover.VolumeTarget{Type: "volume", Name: name}}
+	_, err := rn.WorkerSpec(ctx, &Session{}, tg, true)
+	require.NoError(t, err, "the volume exists")
+
+	_, err = cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	require.NoError(t, err)
+	_, err = rn.WorkerSpec(ctx, &Session{}, tg, true)
+	require.ErrorContains(t, err, "volume "+name+" no longer exists")
+	_, err = cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	assert.Error(t, err, "nothing re-created it")
 }
