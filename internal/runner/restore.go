@@ -39,6 +39,43 @@ type RestoreResult struct {
 	Stopped []discover.ContainerRef
 }
 
+// Snapshot paths of targets: /volumes/<service>/<dest> and
+// /databases/<service>/<file> (see discover).
+var snapshotRoots = []string{"/volumes/", "/databases/"}
+
+// ErrBadRestorePath marks a restore path refused before anything runs.
+var ErrBadRestorePath = errors.New("not a snapshot path of a target")
+
+// CheckRestorePath checks a snapshot path given to a restore before
+// anything runs: it is absolute, has no ".." segment and lies under
+// /volumes/ or /databases/, where the plan puts every target (so "/",
+// "../../etc" or "/etc" never reach restic). It returns the path cleaned
+// ("/volumes/app//data/" is "/volumes/app/data"). Errors match
+// ErrBadRestorePath.
+func CheckRestorePath(p string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("--path %q: %w: %s", p, ErrBadRestorePath, why)
+	}
+	switch {
+	case strings.TrimSpace(p) == "":
+		return bad("it is empty")
+	case !path.IsAbs(p):
+		return bad("a snapshot path is absolute, e.g. /volumes/<service>/<mount> or /databases/<service>/all_databases.sql")
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return bad("a snapshot path has no \"..\" segment")
+	}
+	clean := path.Clean(p)
+	for _, root := range snapshotRoots {
+		if rest, ok := strings.CutPrefix(clean, root); ok && rest != "" {
+			return clean, nil
+		}
+		if clean+"/" == root {
+			return bad(clean + " holds every target: give one target's path")
+		}
+	}
+	return bad("the stack's snapshots are under /volumes/ and /databases/")
+}
+
 // SnapshotOf resolves snapshot (an id, a prefix of one, or "latest") among
 // the snapshots of snapshotPath on the session's host. An id that belongs to
 // another path is refused with what it holds.
@@ -49,7 +86,7 @@ func (rn *Runner) SnapshotOf(ctx context.Context, s *Session, snapshotPath, snap
 	}
 	if snapshot == "" || snapshot == "latest" {
 		if len(snaps) == 0 {
-			return backup.Snapshot{}, fmt.Errorf("no snapshot of %s on host %s: see `sidecar snapshots`", snapshotPath, s.Host)
+			return backup.Snapshot{}, fmt.Errorf("no snapshot of %s on host %s; %s", snapshotPath, s.Host, rn.pathsWithSnapshots(ctx, s))
 		}
 		return slices.MaxFunc(snaps, func(a, b backup.Snapshot) int { return a.Time.Compare(b.Time) }), nil
 	}
@@ -74,9 +111,40 @@ func (rn *Runner) SnapshotOf(ctx context.Context, s *Session, snapshotPath, snap
 	return backup.Snapshot{}, fmt.Errorf("no snapshot %s in the repository: see `sidecar snapshots --path %s`", snapshot, snapshotPath)
 }
 
+// pathsWithSnapshots says which paths have snapshots on the session's host,
+// for an error about a path that has none.
+func (rn *Runner) pathsWithSnapshots(ctx context.Context, s *Session) string {
+	snaps, err := s.Repo.Snapshots(ctx, backup.Filter{Host: s.Host})
+	if err != nil {
+		return "see `sidecar snapshots` (listing this host's snapshots failed: " + err.Error() + ")"
+	}
+	var paths []string
+	for _, sn := range snaps {
+		for _, p := range sn.Paths {
+			if !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+	}
+	if len(paths) == 0 {
+		return "host " + s.Host + " has no snapshot in this repository yet (PLATBACK_HOST or the compose project name sets the host)"
+	}
+	slices.Sort(paths)
+	return "paths with snapshots on host " + s.Host + ": " + strings.Join(paths, ", ") + " (see `sidecar snapshots --path P`)"
+}
+
 // RestoreInto restores the snapshot of snapshotPath under dir, in the
-// sidecar's own filesystem (the files land at dir/<snapshotPath>).
+// sidecar's own filesystem (the files land at dir/<snapshotPath>). dir
+// must be absolute and not "/"; it is created only once the snapshot is
+// found.
 func (rn *Runner) RestoreInto(ctx context.Context, s *Session, snapshotPath, dir string, o RestoreOptions) (RestoreResult, error) {
+	if !path.IsAbs(dir) || path.Clean(dir) == "/" {
+		return RestoreResult{}, fmt.Errorf("restore into %q: want an absolute directory other than /", dir)
+	}
+	snapshotPath, err := CheckRestorePath(snapshotPath)
+	if err != nil {
+		return RestoreResult{}, err
+	}
 	sn, err := rn.SnapshotOf(ctx, s, snapshotPath, o.Snapshot)
 	if err != nil {
 		return RestoreResult{}, err
