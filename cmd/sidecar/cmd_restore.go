@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,7 +49,17 @@ of another target is refused.`,
 			if err := o.check(); err != nil {
 				return err
 			}
+			if o.into != "" {
+				o.into = filepath.Clean(o.into)
+			}
 			return withApp(cmd, func(ctx context.Context, a *app) error {
+				// A path no target can have is refused before the lock,
+				// restic or any directory.
+				p, err := runner.CheckRestorePath(o.path)
+				if err != nil {
+					return fmt.Errorf("%w; %s", err, stackTargets(ctx, a))
+				}
+				o.path = p
 				return a.exclusive(ctx, false, func() error {
 					s, _, err := a.runner.Open(ctx, runner.OpenOptions{IncludeStopped: true})
 					if err != nil {
@@ -88,8 +99,29 @@ func (o restoreOptions) check() error {
 		return errors.New("--mode and --dry-run apply to files (--into, --to-volume), not to --to-database")
 	case o.noStop && !o.toVolume:
 		return errors.New("--no-stop applies to --to-volume only")
+	case o.into != "" && !filepath.IsAbs(o.into):
+		return fmt.Errorf("--into %q: want an absolute directory inside the sidecar container, e.g. /restore (the files land at DIR/<snapshot path>)", o.into)
+	case o.into != "" && filepath.Clean(o.into) == "/":
+		return fmt.Errorf("--into %q: the files would land at /volumes/… and /databases/… of the container's own root; give a directory of their own, e.g. /restore", o.into)
 	}
 	return nil
+}
+
+// stackTargets lists the stack's targets (stopped containers' too) for a
+// refusal, so the user sees which paths exist.
+func stackTargets(ctx context.Context, a *app) string {
+	plan, err := a.runner.DiscoverAll.Plan(ctx)
+	if err != nil {
+		return "the stack's targets could not be listed (" + err.Error() + "); see `sidecar plan`"
+	}
+	if len(plan.Targets) == 0 {
+		return "the stack has no target now (see `sidecar plan`); `sidecar snapshots` lists what the repository holds"
+	}
+	var paths []string
+	for _, t := range plan.Targets {
+		paths = append(paths, t.Path)
+	}
+	return "the stack's targets: " + strings.Join(paths, ", ")
 }
 
 func restore(ctx context.Context, rn *runner.Runner, s *runner.Session, o restoreOptions, out io.Writer) error {
