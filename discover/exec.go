@@ -1,10 +1,12 @@
 package discover
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,13 +67,23 @@ const startErrorSize = 512
 // exit ends it with an *ExitError, so a consumer that stops at the first
 // error (restic reading a dump from stdin) never takes a failed or
 // truncated dump for a complete one. Cancelling ctx, or closing the stream
-// early, closes the connection and ends the stream at once. The Engine API
-// cannot kill an exec'd process: it runs on in the container until it ends
-// by itself, its output discarded (seen on Docker 20.10), so give
-// long-running commands their own limit.
+// early, closes the connection and ends the stream at once.
+//
+// The Engine API cannot kill an exec'd process: left alone it runs on in the
+// container until it ends by itself, its output discarded (seen on Docker
+// 20.10). So when the container has /bin/sh, cmd runs through it
+// (`sh -c 'echo pid >&2; exec cmd'`), and a command that still runs when the
+// stream is given up is stopped with its children: SIGTERM, then SIGKILL
+// after StopGrace. Without /bin/sh the command runs as it is and cannot be
+// stopped.
 func (d *Discoverer) ExecStream(ctx context.Context, containerID string, cmd, env []string) (io.ReadCloser, WaitFunc, error) {
+	stoppable := d.hasShell(ctx, containerID)
+	run := cmd
+	if stoppable {
+		run = append([]string{"/bin/sh", "-c", `echo "` + pidMarker + `$$" >&2; exec "$0" "$@"`}, cmd...)
+	}
 	ex, err := d.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{
-		Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true,
+		Cmd: run, Env: env, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("discover: exec %q in container %s: %w", cmd, short(containerID), err)
@@ -84,14 +96,19 @@ func (d *Discoverer) ExecStream(ctx context.Context, containerID string, cmd, en
 	pr, pw := io.Pipe()
 	tail := &tailBuffer{max: StderrTailSize}
 	head := &headBuffer{max: startErrorSize}
+	pid := &pidWriter{next: tail, skip: !stoppable}
 	s := &execStream{pr: pr, closeConn: sync.OnceFunc(att.Close), done: make(chan struct{}), code: -1}
 	stopOnCancel := context.AfterFunc(ctx, s.closeConn)
 
 	go func() {
 		defer close(s.done)
-		_, err := stdcopy.StdCopy(io.MultiWriter(head, pw), tail, att.Reader)
+		_, err := stdcopy.StdCopy(io.MultiWriter(head, pw), pid, att.Reader)
 		stopOnCancel()
 		s.closeConn()
+		if ctx.Err() != nil || s.closed.Load() || err != nil {
+			// Given up before the command ended: stop it, or it runs on.
+			d.stopExec(containerID, ex.ID, pid.value())
+		}
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("discover: %q in container %s: %w", cmd, short(containerID), context.Cause(ctx))
@@ -148,6 +165,96 @@ func (d *Discoverer) execExitCode(ctx context.Context, execID string) (int, erro
 		}
 		delay = min(2*delay, 200*time.Millisecond)
 	}
+}
+
+// StopGrace is how long a command ExecStream gave up on gets between
+// SIGTERM and SIGKILL.
+var StopGrace = 5 * time.Second
+
+// pidMarker starts the stderr line in which the /bin/sh wrapper of
+// ExecStream reports the command's process id.
+const pidMarker = "platback-exec-pid="
+
+// hasShell reports whether the container has /bin/sh.
+func (d *Discoverer) hasShell(ctx context.Context, containerID string) bool {
+	_, err := d.cli.ContainerStatPath(ctx, containerID, client.ContainerStatPathOptions{Path: "/bin/sh"})
+	return err == nil
+}
+
+// stopScript stops process $1 and its descendants in a container, with
+// nothing but sh builtins (the image may have no ps, pkill or grep): it
+// collects the tree from /proc, sends SIGTERM, waits up to $2 seconds, then
+// sends SIGKILL to what is left.
+const stopScript = `tree() { echo "$1"; for s in /proc/[0-9]*/stat; do read -r p c st pp rest < "$s" 2>/dev/null || continue; [ "$pp" = "$1" ] && tree "$p"; done; }
+all=$(tree "$1"); kill -TERM $all 2>/dev/null
+i=0; while [ $i -lt "$2" ] && kill -0 "$1" 2>/dev/null; do sleep 1; i=$((i+1)); done
+kill -KILL $all 2>/dev/null; true`
+
+// stopExec stops an exec'd command that still runs, through the container's
+// /bin/sh (pid 0: it did not run through the wrapper, nothing to do).
+func (d *Discoverer) stopExec(containerID, execID string, pid int) {
+	if pid <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StopGrace+30*time.Second)
+	defer cancel()
+	ins, err := d.cli.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+	if err != nil || !ins.Running {
+		return
+	}
+	grace := strconv.Itoa(int(max(StopGrace/time.Second, 1)))
+	ex, err := d.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{Cmd: []string{"/bin/sh", "-c", stopScript, "stop", strconv.Itoa(pid), grace}})
+	if err != nil {
+		return
+	}
+	if _, err := d.cli.ExecStart(ctx, ex.ID, client.ExecStartOptions{}); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if ins, err := d.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{}); err != nil || !ins.Running {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pidWriter passes stderr on, taking out the wrapper's first line with the
+// command's process id.
+type pidWriter struct {
+	mu   sync.Mutex
+	next io.Writer
+	skip bool   // no wrapper: pass everything on
+	line []byte // the first line, until it is complete
+	pid  int
+}
+
+func (w *pidWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.skip {
+		return w.next.Write(p)
+	}
+	n := len(p)
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		w.line = append(w.line, p...)
+		return n, nil
+	}
+	w.line = append(w.line, p[:i]...)
+	w.skip = true
+	if v, ok := strings.CutPrefix(string(w.line), pidMarker); ok {
+		w.pid, _ = strconv.Atoi(v)
+	} else if _, err := w.next.Write(append(w.line, '\n')); err != nil {
+		return n, err
+	}
+	_, err := w.next.Write(p[i+1:])
+	return n, err
+}
+
+func (w *pidWriter) value() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pid
 }
 
 // execStream is the stdout of an ExecStream command.
