@@ -95,7 +95,7 @@ func TestBadInput(t *testing.T) {
 				`BACKUP_STAGGER="10": `, "write 10m for minutes or 10s for seconds",
 				`BACKUP_TZ="Mars/Olympus": unknown time zone`,
 				`RESTIC_KEEP_DAILY="seven": want a whole number`, `KEEP_LAST="-1": want a whole number`,
-				`METRICS_LISTEN="9095": `, "a bare port needs a colon, :9095",
+				`METRICS_LISTEN="9095": `, "a bare port needs a colon: write :9095",
 				`STOP_TIMEOUT="30": `,
 				`RESTIC_PASSWORD_FILE="` + missing + `": cannot open`, "no such file",
 			},

@@ -334,11 +334,11 @@ func durationFix(v string) string {
 	const want = "want a duration with a unit, such as 30s, 20m or 12h"
 	v = strings.TrimSpace(v)
 	if _, err := strconv.ParseFloat(v, 64); err == nil {
-		return fmt.Sprintf("%s: a bare number has no unit; write %sm for minutes or %ss for seconds", want, v, v)
+		return fmt.Sprintf("a bare number has no unit: write %sm for minutes or %ss for seconds (%s)", v, v, want)
 	}
 	if n, ok := strings.CutSuffix(v, "d"); ok {
 		if days, err := strconv.Atoi(n); err == nil && days > 0 {
-			return fmt.Sprintf("%s: days are not a unit here; write %dh", want, days*24)
+			return fmt.Sprintf("days are not a unit here: write %dh (%s)", days*24, want)
 		}
 	}
 	return want
@@ -372,12 +372,12 @@ func cronFix(expr string, err error) string {
 
 // listenFix says what is wrong with a METRICS_LISTEN value, or "".
 func listenFix(listen string) string {
-	const want = "want host:port or :port with a port number from 1 to 65535, e.g. :9095 or 127.0.0.1:9095; empty turns the endpoint off"
+	const want = "want host:port or :port with a port number from 1 to 65535, e.g. :9095 or 127.0.0.1:9095, or empty to turn the endpoint off"
 	if n, err := strconv.Atoi(listen); err == nil && n >= 1 && n <= 65535 {
-		return fmt.Sprintf("%s: a bare port needs a colon, :%d", want, n)
+		return fmt.Sprintf("a bare port needs a colon: write :%d (%s)", n, want)
 	}
 	if strings.Contains(listen, "/") {
-		return want + ": an address to listen on, not a URL (no scheme or path)"
+		return "an address to listen on, not a URL: no scheme or path (" + want + ")"
 	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -387,7 +387,7 @@ func listenFix(listen string) string {
 		return want
 	}
 	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
-		return fmt.Sprintf("%s: %q is neither an IP address nor a host name", want, host)
+		return fmt.Sprintf("%q is neither an IP address nor a host name (%s)", host, want)
 	}
 	return ""
 }

@@ -125,7 +125,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"keep within", map[string]string{"RESTIC_KEEP_WITHIN": "30 days"},
 			[]string{`RESTIC_KEEP_WITHIN="30 days": want a restic duration`, "30d"}},
 		{"metrics port without colon", map[string]string{"METRICS_LISTEN": "9095"},
-			[]string{`METRICS_LISTEN="9095": `, "a bare port needs a colon, :9095"}},
+			[]string{`METRICS_LISTEN="9095": `, "a bare port needs a colon: write :9095"}},
 		{"metrics URL", map[string]string{"METRICS_LISTEN": "http://0.0.0.0:9095"},
 			[]string{`METRICS_LISTEN="http://0.0.0.0:9095": `, "not a URL"}},
 		{"metrics host name with a bad character", map[string]string{"METRICS_LISTEN": "metrics_host:9095"},
