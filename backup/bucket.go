@@ -149,22 +149,39 @@ func (e ExpirationRule) String() string {
 	return fmt.Sprintf("rule %q %s (filter: %s)", id, e.Action, e.Filter)
 }
 
-// ExpirationRules reads the lifecycle configuration of the repository's
-// bucket and returns the rules that can delete the repository's objects (see
-// ExpirationRule). A bucket without lifecycle configuration has none. When
-// the configuration cannot be read the error wraps ErrLifecycleUnreadable and
-// says why. Other repositories than S3 have no rules.
-func (r *Repo) ExpirationRules(ctx context.Context) ([]ExpirationRule, error) {
+// Lifecycle is what the lifecycle configuration of the repository's bucket
+// means for the repository.
+type Lifecycle struct {
+	// Rules are the rules that can delete the repository's objects (see
+	// ExpirationRule); none when the bucket has no lifecycle configuration.
+	Rules []ExpirationRule
+	// Err says why the configuration could not be read; it wraps
+	// ErrLifecycleUnreadable, and Rules are then unknown.
+	Err error
+	// Warnings say the same for people: one per rule (starting with
+	// WarnExpirationRule) or one about the unreadable configuration
+	// (starting with WarnLifecycleUnreadable).
+	Warnings []string
+}
+
+// CheckLifecycle reads the lifecycle configuration of the repository's S3
+// bucket, without logging; other repositories than S3 have none. It is the
+// cheap check `sidecar plan` does: no restic call, nothing written.
+func (r *Repo) CheckLifecycle(ctx context.Context) Lifecycle {
 	if r.loc.Kind != "s3" {
-		return nil, nil
+		return Lifecycle{}
 	}
+	var l Lifecycle
 	c, err := r.s3Client()
 	if err != nil {
-		return nil, fmt.Errorf("%w: S3 client for %s: %w", ErrLifecycleUnreadable, r.loc.Endpoint, err)
+		l.Err = fmt.Errorf("%w: S3 client for %s: %w", ErrLifecycleUnreadable, r.loc.Endpoint, err)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+		defer cancel()
+		l.Rules, l.Err = r.expirationRules(ctx, c)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
-	defer cancel()
-	return r.expirationRules(ctx, c)
+	l.Warnings = lifecycleWarnings(r.loc, l.Rules, l.Err)
+	return l
 }
 
 func (r *Repo) expirationRules(ctx context.Context, c *minio.Client) ([]ExpirationRule, error) {
