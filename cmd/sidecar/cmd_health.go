@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +19,11 @@ import (
 	"github.com/platback/platback/schedule"
 )
 
-// healthState answers /healthz: healthy while the last run succeeded and
-// no more than HEALTH_MAX_AGE_FACTOR schedule gaps have passed since it
-// started (before the first run: since the sidecar started); see deadline.
+// healthState answers /healthz: unhealthy while the start-up check fails;
+// otherwise healthy while the last run succeeded and no more than
+// HEALTH_MAX_AGE_FACTOR schedule gaps have passed since it started (before
+// the first run: since the sidecar started); see deadline. Runs of
+// `sidecar run-once` count as well as the daemon's own.
 type healthState struct {
 	mu          sync.Mutex
 	started     time.Time
@@ -30,19 +33,101 @@ type healthState struct {
 	lastOK      bool
 	lastSuccess time.Time
 	lastError   string
+	// The start-up check: checkErr is the error of its last attempt while
+	// it fails (empty once it passed), failingSince when it started to
+	// fail, checkRetry how often it is retried.
+	checkDone    bool
+	checkErr     string
+	failingSince time.Time
+	checkRetry   time.Duration
 }
 
 func (h *healthState) finished(res runner.Result) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.lastRun, h.lastOK, h.lastError = res.Start, res.OK(), ""
+	if res.Start.Before(h.lastRun) {
+		return // an older run read back after a newer one
+	}
+	h.lastRun, h.lastOK, h.lastError = res.Start, res.OK(), failure(res)
 	if res.OK() {
 		h.lastSuccess = res.Start
-	} else if res.Err != nil {
-		h.lastError = res.Err.Error()
-	} else {
-		h.lastError = "one or more targets failed"
 	}
+}
+
+// succeededAt records a successful run known from the last-run file, which
+// may be older than the last run.
+func (h *healthState) succeededAt(t time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.After(h.lastSuccess) {
+		h.lastSuccess = t
+	}
+}
+
+// failure says why a run failed, naming the failed targets; "" when it
+// succeeded.
+func failure(res runner.Result) string {
+	if res.OK() {
+		return ""
+	}
+	if res.Err != nil {
+		return res.Err.Error()
+	}
+	var failed []string
+	for _, t := range res.Targets {
+		if t.Err != nil {
+			failed = append(failed, t.Path+": "+t.Err.Error())
+		}
+	}
+	for _, e := range res.Retention {
+		failed = append(failed, "retention "+e)
+	}
+	if res.Check != "" {
+		failed = append(failed, "check: "+res.Check)
+	}
+	if len(failed) == 0 {
+		return "nothing was backed up"
+	}
+	msg := fmt.Sprintf("%d of %d target(s) failed", len(res.Targets)-countOK(res.Targets), len(res.Targets))
+	if len(res.Retention) > 0 || res.Check != "" {
+		msg = "failed"
+	}
+	return msg + ": " + strings.Join(failed, "; ")
+}
+
+func countOK(ts []runner.TargetResult) int {
+	n := 0
+	for _, t := range ts {
+		if t.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// checked records an attempt of the start-up check, or (err nil) a
+// successful run, which proves what the check checks.
+func (h *healthState) checked(at time.Time, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		h.checkDone, h.checkErr, h.failingSince = true, "", time.Time{}
+		return
+	}
+	if h.checkDone {
+		return // a run has succeeded meanwhile: the check is moot
+	}
+	if h.checkErr == "" {
+		h.failingSince = at
+	}
+	h.checkErr = err.Error()
+}
+
+// checkPassed reports whether the start-up check (or a run) has succeeded.
+func (h *healthState) checkPassed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.checkDone
 }
 
 // deadline is when the sidecar turns unhealthy without a new success: the
@@ -107,6 +192,11 @@ func (h *healthState) report(now time.Time) healthReport {
 		r.MaxAge = due.Sub(since).String()
 	}
 	switch {
+	case h.checkErr != "":
+		r.Reason = fmt.Sprintf("start-up check failing since %s (retried every %s): %s",
+			h.failingSince.Format(time.RFC3339), h.checkRetry, h.checkErr)
+	case h.lastRun.IsZero() && !overdue && !h.checkDone:
+		r.Healthy, r.Reason = true, "no run yet; start-up check in progress"
 	case h.lastRun.IsZero() && !overdue:
 		r.Healthy, r.Reason = true, "no run yet"
 	case h.lastRun.IsZero():

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/schedule"
@@ -20,17 +23,46 @@ import (
 // (restic is interrupted, stopped containers are restarted).
 const shutdownGrace = 60 * time.Second
 
+// Defaults of the start-up check's flags.
+const (
+	defaultCheckRetry   = time.Minute
+	defaultCheckTimeout = 5 * time.Minute
+)
+
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	var o daemonOptions
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run as the stack's backup daemon: scheduled backups, /metrics and /healthz",
+		Long: `Run as the stack's backup daemon: scheduled backups, /metrics and /healthz.
+
+At start-up it checks what a run needs (the Vault login and secret, the
+Docker engine, the S3 bucket and that the repository opens with the
+password, creating nothing) and reports the result in its log, in
+platback_startup_check_ok and in /healthz; while the check fails it is
+retried every --check-retry, and the daemon keeps running.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withApp(cmd, runDaemon)
+			return withApp(cmd, func(ctx context.Context, a *app) error { return runDaemon(ctx, a, o) })
 		},
 	}
+	cmd.Flags().DurationVar(&o.checkRetry, "check-retry", defaultCheckRetry, "how long to wait before retrying a failed start-up check")
+	cmd.Flags().DurationVar(&o.checkTimeout, "check-timeout", defaultCheckTimeout, "deadline of one attempt of the start-up check")
+	return cmd
 }
 
-func runDaemon(ctx context.Context, a *app) error {
+// daemonOptions are the flags of `sidecar run`.
+type daemonOptions struct {
+	checkRetry   time.Duration
+	checkTimeout time.Duration
+}
+
+func runDaemon(ctx context.Context, a *app, o daemonOptions) error {
+	if o.checkRetry <= 0 {
+		o.checkRetry = defaultCheckRetry
+	}
+	if o.checkTimeout <= 0 {
+		o.checkTimeout = defaultCheckTimeout
+	}
 	// Restart what a killed sidecar had stopped, unless a run-once is busy.
 	if err := a.exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, errBusy) {
 		return err
@@ -53,14 +85,24 @@ func runDaemon(ctx context.Context, a *app) error {
 	}
 	m := metrics.New(project, version, resticVersion)
 	a.runner.Metrics = m
-	health := &healthState{started: time.Now(), factor: a.cfg.HealthFactor}
+	d := &daemon{a: a, m: m, health: &healthState{started: time.Now(), factor: a.cfg.HealthFactor, checkRetry: o.checkRetry}}
+	if loc, err := backup.ParseLocation(a.cfg.Repository); err == nil {
+		d.s3 = loc.Kind == "s3"
+	}
+	d.refresh(true) // the last run before this start, if any
 
 	job := func(ctx context.Context) error {
 		var res runner.Result
-		if err := a.exclusive(ctx, true, func() error { res = a.runner.Run(ctx); return nil }); err != nil {
+		if err := a.exclusive(ctx, true, func() error {
+			res = a.runner.Run(ctx) // records its metrics as it goes
+			d.ownRun(res)
+			if err := saveLastRun(a.cfg.CacheDir, res, "daemon"); err != nil {
+				a.log.Warn("could not record the run's result", "err", err)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-		health.finished(res)
 		printResult(os.Stderr, res)
 		if !res.OK() {
 			return errors.New("backup run failed")
@@ -75,7 +117,7 @@ func runDaemon(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	health.table = sched.Timetable()
+	d.health.table = sched.Timetable()
 	var retention *schedule.Scheduler
 	if a.cfg.RetentionCron != "" {
 		retention, err = schedule.New(schedule.Spec{Cron: a.cfg.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
@@ -89,8 +131,8 @@ func runDaemon(ctx context.Context, a *app) error {
 	var srv *http.Server
 	if a.cfg.Listen != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler())
-		mux.Handle("/healthz", health)
+		mux.Handle("/metrics", d.fresh(m.Handler()))
+		mux.Handle("/healthz", d.fresh(d.health))
 		srv = &http.Server{Addr: a.cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -99,6 +141,8 @@ func runDaemon(ctx context.Context, a *app) error {
 		}()
 	}
 
+	var checking sync.WaitGroup
+	checking.Go(func() { d.checkUntilOK(ctx, o) })
 	sched.Start()
 	if retention != nil {
 		retention.Start()
@@ -114,6 +158,7 @@ func runDaemon(ctx context.Context, a *app) error {
 			if next, err := sched.NextRun(); err == nil {
 				m.NextRun(next)
 			}
+			d.refresh(false)
 			continue
 		case <-ctx.Done():
 		}
@@ -130,8 +175,193 @@ func runDaemon(ctx context.Context, a *app) error {
 	if srv != nil {
 		_ = srv.Shutdown(sctx)
 	}
+	checking.Wait()
 	a.log.Info("stopped")
 	return err
+}
+
+// daemon is what the daemon knows and exports: its metrics and health,
+// updated by its own runs, by the runs of `sidecar run-once` (read back from
+// the last-run file) and by the start-up check.
+type daemon struct {
+	a      *app
+	m      *metrics.Metrics
+	health *healthState
+
+	mu      sync.Mutex
+	applied time.Time   // start of the newest run applied to metrics and health
+	seen    os.FileInfo // the last-run file as last read
+	s3      bool        // the repository is on S3: the bucket's lifecycle metrics apply
+}
+
+// ownRun applies a run of the daemon itself: the runner recorded its
+// metrics already. It is marked as applied before the file is written, so
+// refresh never counts it twice.
+func (d *daemon) ownRun(res runner.Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if res.Start.After(d.applied) {
+		d.applied = res.Start
+	}
+	d.health.finished(res)
+	d.lifecycleFromRun(res)
+	d.runProvesCheck(res)
+}
+
+// runProvesCheck ends a failing start-up check when a run succeeded: it
+// got through everything the check looks at.
+func (d *daemon) runProvesCheck(res runner.Result) {
+	if res.OK() && !d.health.checkPassed() {
+		end := res.Start.Add(res.Duration)
+		d.health.checked(end, nil)
+		d.m.StartupCheck(end, nil)
+		d.a.log.Info("a successful run ended the start-up check")
+	}
+}
+
+// fresh makes h see the latest run before it answers.
+func (d *daemon) fresh(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.refresh(false)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refresh applies the last-run file when it holds a run newer than any
+// applied yet: a `sidecar run-once` in this container, or (at start-up,
+// replayed) the last run before this daemon started.
+func (d *daemon) refresh(startup bool) {
+	path := filepath.Join(d.a.cfg.CacheDir, lastRunName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen != nil && fi.ModTime().Equal(d.seen.ModTime()) && fi.Size() == d.seen.Size() {
+		return
+	}
+	lr, ok, err := loadLastRun(d.a.cfg.CacheDir)
+	if err != nil {
+		d.a.log.Warn("could not read the last run's result", "err", err)
+	}
+	if !ok {
+		return
+	}
+	d.seen = fi
+	res := lr.Result
+	if !res.Start.After(d.applied) {
+		return
+	}
+	d.applied = res.Start
+	end := res.Start.Add(res.Duration)
+	for _, t := range res.Targets {
+		phase := metrics.PhaseDump
+		if t.Kind == string(discover.KindVolume) {
+			phase = metrics.PhaseBackup
+		}
+		// Targets ran one after the other within the run; their own start
+		// times are not in the result, the run's start stands for them.
+		d.m.Record(metrics.Phase{Target: t.Path, Kind: t.Kind, Phase: phase, Start: res.Start, Duration: t.Duration, Err: t.Err,
+			BytesAdded: t.BytesAdded, FilesNew: t.FilesNew, FilesChanged: t.Changed, HasFiles: true, Replayed: startup})
+	}
+	d.m.Run(end, res.Duration, res.OK())
+	d.health.finished(res)
+	d.health.succeededAt(lr.LastSuccess)
+	d.lifecycleFromRun(res)
+	if startup {
+		d.a.log.Info("last run before this start", "by", lr.By, "start", res.Start, "ok", res.OK(), "last_success", lr.LastSuccess)
+	} else {
+		d.a.log.Info("applied a run of "+lr.By, "start", res.Start, "ok", res.OK(), "targets", len(res.Targets))
+		d.runProvesCheck(res)
+	}
+}
+
+// lifecycleFromRun sets the bucket metrics from a run's warnings, when the
+// run got past EnsureRepo (it then has projects) on an S3 repository; d.mu
+// is held.
+func (d *daemon) lifecycleFromRun(res runner.Result) {
+	if len(res.Projects) == 0 {
+		return
+	}
+	expiring := 0
+	var unreadable error
+	for _, w := range res.Warnings {
+		switch {
+		case strings.HasPrefix(w, backup.WarnExpirationRule):
+			expiring++
+		case strings.HasPrefix(w, backup.WarnLifecycleUnreadable):
+			unreadable = errors.New(w)
+		}
+	}
+	if expiring > 0 || unreadable != nil {
+		d.s3 = true
+	}
+	if d.s3 {
+		d.m.Lifecycle(expiring, unreadable)
+	}
+}
+
+// checkUntilOK runs the start-up check until it succeeds, a run succeeds
+// (which proves the same) or the daemon stops.
+func (d *daemon) checkUntilOK(ctx context.Context, o daemonOptions) {
+	for attempt := 1; !d.health.checkPassed(); attempt++ {
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, o.checkTimeout)
+		probe, err := d.check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		end := time.Now()
+		if d.health.checkPassed() {
+			return // a run succeeded meanwhile
+		}
+		d.health.checked(end, err)
+		d.m.StartupCheck(end, err)
+		took := end.Sub(start).Round(time.Millisecond)
+		if err != nil {
+			d.a.log.Error("start-up check failed: the next run will fail the same way unless this is fixed; retrying",
+				"attempt", attempt, "err", err, "took", took, "retry_in", o.checkRetry)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(o.checkRetry):
+			}
+			continue
+		}
+		attrs := []any{"attempt", attempt, "took", took}
+		if probe.BucketMissing {
+			attrs = append(attrs, "bucket", "missing: the first run creates it")
+		}
+		if probe.RepoMissing {
+			attrs = append(attrs, "repository", "not initialised yet: the first run initialises it")
+		}
+		d.a.log.Info("start-up check passed: credentials, S3 and the repository are usable", attrs...)
+		return
+	}
+}
+
+// check is one attempt of the start-up check: the credentials (a Vault
+// login and read), the plan (the Docker engine), then backup.Repo.Probe: the
+// bucket, its lifecycle rules and `restic cat config`, creating nothing.
+func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
+	s, _, err := d.a.runner.Open(ctx, runner.OpenOptions{})
+	if err != nil {
+		return backup.ProbeResult{}, err
+	}
+	probe, err := s.Repo.Probe(ctx)
+	if err != nil {
+		return probe, err
+	}
+	loc, _ := backup.ParseLocation(s.URL)
+	d.mu.Lock()
+	d.s3 = loc.Kind == "s3"
+	if d.s3 && !probe.BucketMissing {
+		d.m.Lifecycle(len(probe.ExpirationRules), probe.LifecycleErr)
+	}
+	d.mu.Unlock()
+	return probe, nil
 }
 
 // runRetention applies the policy to every target on its own schedule,

@@ -1,7 +1,8 @@
 // Package metrics holds the sidecar's Prometheus metrics: per target and
 // phase (backup, dump, forget, check) the last run and last success times,
 // duration, bytes added, files new and changed, snapshot count and error
-// count, plus build info and the next scheduled run.
+// count; per run whether it succeeded; the bucket's lifecycle rules; the
+// daemon's start-up check; build info and the next scheduled run.
 package metrics
 
 import (
@@ -37,6 +38,12 @@ type Metrics struct {
 	runLastSuccess  prometheus.Gauge
 	runLastDuration prometheus.Gauge
 	runOK           prometheus.Gauge
+	runLast         prometheus.Gauge
+	expiration      *prometheus.GaugeVec // no labels: absent until known
+	lifecycleRead   *prometheus.GaugeVec
+	checkOK         *prometheus.GaugeVec
+	checkTime       prometheus.Gauge
+	checkFailures   prometheus.Counter
 }
 
 // New registers every metric. project is a constant label.
@@ -71,8 +78,21 @@ func New(project, version, resticVersion string) *Metrics {
 			Help: "How long the last whole run took.", ConstLabels: c}),
 		runOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_ok",
 			Help: "1 when every target of the last run succeeded, else 0.", ConstLabels: c}),
+		runLast: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_timestamp_seconds",
+			Help: "When the last whole run ended, successful or not (Unix time); runs of `sidecar run-once` count too.", ConstLabels: c}),
+		expiration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "platback_bucket_expiration_rules",
+			Help: "Enabled lifecycle rules of the repository's S3 bucket that can expire (delete) the repository's objects; above 0 the repository will be destroyed. Absent while the configuration could not be read.", ConstLabels: c}, nil),
+		lifecycleRead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "platback_bucket_lifecycle_readable",
+			Help: "1 when the bucket's lifecycle configuration was read (or the bucket has none), 0 when the credentials could not read it: expiration rules are then unknown.", ConstLabels: c}, nil),
+		checkOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "platback_startup_check_ok",
+			Help: "1 once the daemon's start-up check (credentials, S3 bucket, the repository opens) succeeded, 0 while it fails; it is retried until it succeeds.", ConstLabels: c}, nil),
+		checkTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_startup_check_timestamp_seconds",
+			Help: "When the start-up check last ended (Unix time).", ConstLabels: c}),
+		checkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_startup_check_failures_total",
+			Help: "Failed attempts of the start-up check.", ConstLabels: c}),
 	}
-	reg.MustRegister(m.errors, m.nextRun, m.skipped, m.runLastSuccess, m.runLastDuration, m.runOK)
+	reg.MustRegister(m.errors, m.nextRun, m.skipped, m.runLastSuccess, m.runLastDuration, m.runOK, m.runLast,
+		m.expiration, m.lifecycleRead, m.checkOK, m.checkTime, m.checkFailures)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
 		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})
 	info.Set(1)
@@ -90,6 +110,9 @@ type Phase struct {
 	FilesNew            uint64
 	FilesChanged        uint64
 	HasFiles            bool // the phase saved a snapshot (backup, dump)
+	// Replayed marks a phase an earlier process already counted (the last
+	// run, read back at start-up): gauges are set, counters are not.
+	Replayed bool
 }
 
 // Record stores a phase's outcome.
@@ -99,7 +122,9 @@ func (m *Metrics) Record(p Phase) {
 	m.duration.With(l).Set(p.Duration.Seconds())
 	m.errors.With(l) // exists at 0 before the first failure
 	if p.Err != nil {
-		m.errors.With(l).Inc()
+		if !p.Replayed {
+			m.errors.With(l).Inc()
+		}
 		return
 	}
 	m.lastSuccess.With(l).Set(float64(p.Start.Add(p.Duration).Unix()))
@@ -117,6 +142,7 @@ func (m *Metrics) Snapshots(target, kind string, n int) {
 
 // Run records a whole run.
 func (m *Metrics) Run(end time.Time, d time.Duration, ok bool) {
+	m.runLast.Set(float64(end.Unix()))
 	m.runLastDuration.Set(d.Seconds())
 	if ok {
 		m.runOK.Set(1)
@@ -124,6 +150,32 @@ func (m *Metrics) Run(end time.Time, d time.Duration, ok bool) {
 	} else {
 		m.runOK.Set(0)
 	}
+}
+
+// Lifecycle records what the lifecycle check of the repository's S3 bucket
+// found: how many rules can expire the repository's objects, or, when
+// readErr is not nil, that the configuration could not be read (the rule
+// count is then dropped rather than reported as 0). The two metrics exist
+// once a check of an S3 repository happened.
+func (m *Metrics) Lifecycle(expiring int, readErr error) {
+	if readErr != nil {
+		m.lifecycleRead.WithLabelValues().Set(0)
+		m.expiration.Reset()
+		return
+	}
+	m.lifecycleRead.WithLabelValues().Set(1)
+	m.expiration.WithLabelValues().Set(float64(expiring))
+}
+
+// StartupCheck records one attempt of the daemon's start-up check.
+func (m *Metrics) StartupCheck(end time.Time, err error) {
+	m.checkTime.Set(float64(end.Unix()))
+	if err != nil {
+		m.checkOK.WithLabelValues().Set(0)
+		m.checkFailures.Inc()
+		return
+	}
+	m.checkOK.WithLabelValues().Set(1)
 }
 
 // NextRun sets the next scheduled run.
