@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +261,54 @@ func TestStackBackCompose(t *testing.T) {
 		ins, err := cli.ContainerInspect(ctx, other, client.ContainerInspectOptions{})
 		require.NoError(t, err, "another sidecar's worker stays")
 		assert.True(t, ins.Container.State.Running)
+	})
+
+	t.Run("a dump killed half-way fails its target only and keeps no snapshot", func(t *testing.T) {
+		slowdb := st.Container("slowdb", 1)
+		sh(t, cli, slowdb, "touch /tmp/slow")
+		before := stackSnapshots(t, cli, side)
+		done := make(chan string, 1)
+		go func() {
+			code, out, logs := execSplit(t, cli, side, nil, "sidecar", "run-once")
+			done <- strconv.Itoa(code) + "\n" + out + logs
+		}()
+		waitFor(t, 2*time.Minute, "the dump of "+project, func() bool { return findProcess(project) != 0 })
+		_, err := cli.ContainerKill(ctx, slowdb, client.ContainerKillOptions{Signal: "KILL"})
+		require.NoError(t, err)
+		out := <-done
+		assert.True(t, strings.HasPrefix(out, "1\n"), "the run is reported failed:\n%s", out)
+		assert.Contains(t, out, "FAILED: 7 target(s)")
+		assert.Contains(t, out, `"level":"ERROR","msg":"target failed","target":"/databases/slowdb/all_databases.sql"`)
+		after := stackSnapshots(t, cli, side)
+		assert.Equal(t, before["/databases/slowdb/all_databases.sql"], after["/databases/slowdb/all_databases.sql"], "no snapshot of the killed dump")
+		for _, p := range volumeTargets {
+			assert.Len(t, after[p], 1, "the other targets were backed up (%s)", p)
+		}
+		_, err = cli.ContainerStart(ctx, slowdb, client.ContainerStartOptions{})
+		require.NoError(t, err)
+	})
+
+	t.Run("a dump the sidecar gave up on does not run on in the database container", func(t *testing.T) {
+		slowdb := st.Container("slowdb", 1)
+		sh(t, cli, slowdb, "touch /tmp/slow")
+		defer sh(t, cli, slowdb, "rm -f /tmp/slow")
+		ex, err := cli.ExecCreate(ctx, side, client.ExecCreateOptions{Cmd: []string{"sidecar", "run-once"}, AttachStdout: true, AttachStderr: true})
+		require.NoError(t, err)
+		att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+		require.NoError(t, err)
+		defer att.Close()
+		ended := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, att.Reader); close(ended) }()
+		sleeps := func() string {
+			return strings.TrimSpace(sh(t, cli, slowdb, `n=0; for f in /proc/[0-9]*/cmdline; do case "$(tr '\0' ' ' < "$f" 2>/dev/null)" in "sleep 8 ") n=$((n+1));; esac; done; echo $n`))
+		}
+		waitFor(t, 2*time.Minute, "the slow dump to run", func() bool { return sleeps() == "1" })
+		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		require.NoError(t, err)
+		require.NoError(t, syscall.Kill(ins.PID, syscall.SIGTERM))
+		<-ended
+		assert.Eventually(t, func() bool { return sleeps() == "0" }, 15*time.Second, 200*time.Millisecond,
+			"the dump was stopped in the database container")
 	})
 
 	assertNoSecret(t, "sidecar log", containerLogs(t, cli, st.Container("backup", 1)), map[string]string{"restic": password})
