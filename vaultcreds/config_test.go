@@ -276,6 +276,15 @@ func TestFromEnv(t *testing.T) {
 		assert.Equal(t, "rotated-password", creds.Get("RESTIC_PASSWORD"))
 	})
 
+	t.Run("every bad variable at once", func(t *testing.T) {
+		_, err := vaultcreds.FromEnv(getenv(map[string]string{
+			"RESTIC_PASSWORD_FILE": filepath.Join(dir, "nope"), "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY_FILE": filepath.Join(dir, "nope-too"),
+		}))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "RESTIC_PASSWORD_FILE")
+		assert.Contains(t, err.Error(), "AWS_SECRET_ACCESS_KEY_FILE")
+	})
+
 	t.Run("SourceFromEnv falls back to plain variables", func(t *testing.T) {
 		src, err := vaultcreds.SourceFromEnv(getenv(map[string]string{"VAULT_ADDR": "https://vault:8200", "RESTIC_PASSWORD": "pw"}))
 		require.NoError(t, err)

@@ -55,30 +55,33 @@ type EnvSource struct {
 // repository needs none), and each _FILE must be readable and not empty.
 func FromEnv(getenv func(string) string) (*EnvSource, error) {
 	s := &EnvSource{}
+	var errs []error
 	for _, name := range []string{EnvResticPassword, EnvAWSAccessKeyID, EnvAWSSecretKey, EnvResticRepository} {
 		v := envVar{name: name, value: getenv(name), file: strings.TrimSpace(getenv(name + "_FILE"))}
 		if v.value != "" && v.file != "" {
-			return nil, &ConfigError{Var: name, Problem: "set together with " + name + "_FILE", Fix: "set only one"}
-		}
-		if v.file != "" {
+			errs = append(errs, &ConfigError{Var: name, Problem: "set together with " + name + "_FILE", Fix: "set only one"})
+		} else if v.file != "" {
 			if _, err := readValueFile(name+"_FILE", v.file); err != nil {
-				return nil, err
+				errs = append(errs, err)
 			}
 		}
 		s.vars = append(s.vars, v)
 	}
 	set := func(i int) bool { return s.vars[i].value != "" || s.vars[i].file != "" }
 	if !set(0) {
-		return nil, &ConfigError{Var: EnvResticPassword, Problem: "not set (nor " + EnvResticPassword + "_FILE)",
-			Fix: "set " + EnvResticPassword + "_FILE to a Docker secret, or use Vault with " + EnvRoleIDFile + ", " + EnvSecretIDFile + " and " + EnvSecretPath}
+		errs = append(errs, &ConfigError{Var: EnvResticPassword, Problem: "not set (nor " + EnvResticPassword + "_FILE)",
+			Fix: "set " + EnvResticPassword + "_FILE to a Docker secret, or use Vault with " + EnvRoleIDFile + ", " + EnvSecretIDFile + " and " + EnvSecretPath})
 	}
 	if set(1) != set(2) {
 		missing := EnvAWSSecretKey
 		if !set(1) {
 			missing = EnvAWSAccessKeyID
 		}
-		return nil, &ConfigError{Var: missing, Problem: "not set (nor " + missing + "_FILE) while its pair is",
-			Fix: "set both " + EnvAWSAccessKeyID + " and " + EnvAWSSecretKey + " for an S3 repository, or neither"}
+		errs = append(errs, &ConfigError{Var: missing, Problem: "not set (nor " + missing + "_FILE) while its pair is",
+			Fix: "set both " + EnvAWSAccessKeyID + " and " + EnvAWSSecretKey + " for an S3 repository, or neither"})
+	}
+	if err := joinProblems(errs); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
