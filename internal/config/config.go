@@ -63,6 +63,7 @@ var Vars = []Var{
 	{Name: "PLATBACK_CREATE_BUCKET", Default: "true", Doc: "create a missing S3 bucket (needs credentials allowed to)."},
 	{Name: "PLATBACK_RESTIC", Default: "restic", Doc: "the restic binary (restic 0.19.x); the image ships it."},
 	{Name: "PLATBACK_WORKER_IMAGE", Doc: "image of the short-lived worker containers that read volumes; default the sidecar's own image."},
+	{Name: "PLATBACK_PARALLEL", Default: "1", Doc: "how many targets are backed up at once (1 to 16); the volumes of one stop window are always backed up one after the other. 1 keeps shared storage and the repository calm."},
 }
 
 // MinBackupTimeout is the shortest BACKUP_TIMEOUT accepted.
@@ -70,6 +71,9 @@ const MinBackupTimeout = time.Minute
 
 // MaxHealthFactor is the largest HEALTH_MAX_AGE_FACTOR accepted.
 const MaxHealthFactor = 1000
+
+// MaxParallel bounds PLATBACK_PARALLEL.
+const MaxParallel = 16
 
 // Config is the checked configuration.
 type Config struct {
@@ -94,6 +98,7 @@ type Config struct {
 	CacheDir      string
 	CreateBucket  bool
 	WorkerImage   string
+	Parallel      int
 	Restic        string
 	VaultEnabled  bool
 }
@@ -272,6 +277,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.CreateBucket = boolean("PLATBACK_CREATE_BUCKET")
 	c.WorkerImage = str("PLATBACK_WORKER_IMAGE")
+	par := str("PLATBACK_PARALLEL")
+	if n, err := strconv.Atoi(par); err != nil || n < 1 || n > MaxParallel {
+		bad("PLATBACK_PARALLEL", par, fmt.Sprintf("want a whole number of targets from 1 to %d, e.g. 2", MaxParallel))
+	} else {
+		c.Parallel = n
+	}
 	c.Restic = str("PLATBACK_RESTIC")
 	if credErr != nil {
 		errs = append(errs, credErr)

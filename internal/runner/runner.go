@@ -17,6 +17,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -298,28 +299,44 @@ func succeeded(targets []discover.Target, results []TargetResult) []discover.Tar
 	return ok
 }
 
-// backupAll backs up every target of the plan, in plan order, except that
-// the volume targets of one stop window are backed up together while its
-// containers are stopped. It stops at cancellation; the results are those
-// of the targets it got to, in plan order.
+// backupAll backs up every target of the plan, up to Config.Parallel at a
+// time, in plan order, except that the volume targets of one stop window
+// are backed up together (one after the other) while its containers are
+// stopped. It starts nothing more once ctx is cancelled; the results are
+// those of the targets it got to, in plan order.
 func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
 	targets := s.Plan.Targets
 	windows, windowOf := StopWindows(targets)
 	results := make([]*TargetResult, len(targets))
+	// A unit is a window or a lone target.
+	var units []func()
+	seen := map[int]bool{}
 	for i, t := range targets {
-		if results[i] != nil {
+		if w, ok := windowOf[i]; ok {
+			if !seen[w] {
+				seen[w] = true
+				units = append(units, func() { rn.backupWindow(ctx, s, windows[w], results) })
+			}
 			continue
 		}
-		if w, ok := windowOf[i]; ok {
-			rn.backupWindow(ctx, s, windows[w], results)
-		} else {
+		units = append(units, func() {
 			tr := rn.backupTarget(ctx, s, t)
 			results[i] = &tr
-		}
+		})
+	}
+	sem := make(chan struct{}, max(rn.Config.Parallel, 1))
+	var wg sync.WaitGroup
+	for _, unit := range units {
+		sem <- struct{}{}
 		if ctx.Err() != nil {
 			break
 		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			unit()
+		})
 	}
+	wg.Wait()
 	var out []TargetResult
 	for _, r := range results {
 		if r != nil {
