@@ -219,7 +219,7 @@ func lifecycleWarnings(loc Location, rules []ExpirationRule, err error) []string
 			where = fmt.Sprintf("the repository's objects under %q", loc.key(""))
 		}
 		warnings = append(warnings, fmt.Sprintf(
-			"%sbucket %q has lifecycle %s, which can match %s: it will delete restic's config, keys and still-used data and DESTROY the repository; "+
+			"%sbucket %q: lifecycle %s, which can match %s: it will delete restic's config, keys and still-used data and DESTROY the repository; "+
 				"remove the rule (mc ilm rule rm --id ID ALIAS/%s) or move its filter away from the repository, and let retention (RESTIC_KEEP_*, restic forget --prune) remove old snapshots",
 			WarnExpirationRule, loc.Bucket, rule, where, loc.Bucket))
 	}

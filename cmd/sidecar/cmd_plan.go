@@ -65,7 +65,7 @@ func planLifecycle(ctx context.Context, a *app, w io.Writer) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, planLifecycleTimeout)
 	defer cancel()
-	s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+	s, _, err := a.runner.Open(ctx, runner.OpenOptions{Shared: true}) // no run lock held
 	if err != nil {
 		fmt.Fprintf(w, "warning: the S3 bucket's lifecycle rules were not checked, so a rule that expires the repository's objects cannot be ruled out: %v\n", err)
 		return

@@ -346,7 +346,9 @@ func (d *daemon) checkUntilOK(ctx context.Context, o daemonOptions) {
 // login and read), the plan (the Docker engine), then backup.Repo.Probe: the
 // bucket, its lifecycle rules and `restic cat config`, creating nothing.
 func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
-	s, _, err := d.a.runner.Open(ctx, runner.OpenOptions{})
+	// Shared: the check does not hold the run lock, so it must leave the
+	// locks of a run in progress alone.
+	s, _, err := d.a.runner.Open(ctx, runner.OpenOptions{Shared: true})
 	if err != nil {
 		return backup.ProbeResult{}, err
 	}

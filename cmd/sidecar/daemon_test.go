@@ -180,7 +180,7 @@ func TestDaemonLifecycleFromRuns(t *testing.T) {
 	d.lifecycleFromRun(runner.Result{Err: errors.New("credentials: Vault unavailable")})
 	assert.Empty(t, metricValue(t, d.m, "platback_bucket_expiration_rules", nil), "unknown before any run got to the bucket")
 	d.lifecycleFromRun(runner.Result{Projects: []string{"app"}, Warnings: []string{
-		"REPOSITORY AT RISK: bucket \"b\" has lifecycle rule \"30d\" expires objects after 30 days", "label typo"}})
+		"REPOSITORY AT RISK: bucket \"b\": lifecycle rule \"30d\" expires objects after 30 days", "label typo"}})
 	assert.Equal(t, "1", metricValue(t, d.m, "platback_bucket_expiration_rules", nil))
 	assert.Equal(t, "1", metricValue(t, d.m, "platback_bucket_lifecycle_readable", nil))
 	d.lifecycleFromRun(runner.Result{Projects: []string{"app"}, Warnings: []string{"bucket lifecycle unknown: Access Denied"}})

@@ -421,7 +421,7 @@ func TestOutageStartupCheck(t *testing.T) {
 
 		plan := h.command(t, nil, "plan")
 		assert.Equal(t, 0, plan.code, plan.out)
-		assert.Contains(t, plan.out, `warning: REPOSITORY AT RISK: bucket "`+bucket+`" has lifecycle rule "delete-after-30-days" expires objects after 30 days`)
+		assert.Contains(t, plan.out, `warning: REPOSITORY AT RISK: bucket "`+bucket+`": lifecycle rule "delete-after-30-days" expires objects after 30 days (filter: every object), which can match`)
 		assert.NotContains(t, plan.out, `rule "logs"`)
 
 		code, out := h.runOnce(t, nil)
