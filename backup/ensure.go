@@ -216,11 +216,14 @@ func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client) (bool, error
 func (r *Repo) localInitLock(ctx context.Context) (func(), error) {
 	var path string
 	if r.loc.Kind == "local" {
-		parent := filepath.Dir(r.loc.Path)
-		if err := os.MkdirAll(parent, 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", parent, err)
+		// Inside the repository directory: when it is a volume or a bind
+		// mount shared by two containers (or two stacks by mistake), its
+		// parent is each container's own filesystem and would exclude
+		// nobody. restic ignores the extra file.
+		if err := os.MkdirAll(r.loc.Path, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", r.loc.Path, err)
 		}
-		path = filepath.Join(parent, "."+filepath.Base(r.loc.Path)+".platback-init.lock")
+		path = filepath.Join(r.loc.Path, ".platback-init.lock")
 	} else {
 		dir := r.opts.CacheDir
 		if dir == "" {
