@@ -215,9 +215,14 @@ func TestHealthStartupCheck(t *testing.T) {
 
 // --- the real binary as a host process -----------------------------------
 
-// buildDaemonBinary builds this sidecar for the test.
+// buildDaemonBinary builds this sidecar for the test, or returns
+// $PLATBACK_TEST_SIDECAR_BIN when set (to run these tests against another
+// build, e.g. of an older commit).
 func buildDaemonBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("PLATBACK_TEST_SIDECAR_BIN"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(t.TempDir(), "sidecar")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
