@@ -81,18 +81,18 @@ func TestCrashRecovery(t *testing.T) {
 	identity := project + "/backup/1"
 
 	// locks lists the repository's lock files, as restic does.
-	locks := func() []string {
+	locks := func(t *testing.T) []string {
 		t.Helper()
 		code, out, errOut := execSplit(t, cli, side, []string{"RESTIC_PASSWORD=" + password}, "restic", "-r", "/restic_data", "--no-cache", "list", "locks", "--no-lock")
 		require.Equal(t, 0, code, out+errOut)
 		return strings.Fields(out)
 	}
-	snapshots := func() int {
+	snapshots := func(t *testing.T) int {
 		t.Helper()
 		return len(stackSnapshots(t, cli, side)["/volumes/app/data"])
 	}
 	// newData replaces the big file: the next backup has 300 MB to read.
-	newData := func() {
+	newData := func(t *testing.T) {
 		t.Helper()
 		sh(t, cli, app, "rm -f /data/big-* && head -c 300000000 /dev/urandom > /data/big-"+strconv.FormatInt(time.Now().UnixNano(), 10)+" && echo small > /data/small.txt")
 	}
@@ -111,7 +111,7 @@ func TestCrashRecovery(t *testing.T) {
 		return done
 	}
 	// nextRunSucceedsAtOnce: the run after a crash needs no wait for a lock.
-	nextRunSucceedsAtOnce := func() {
+	nextRunSucceedsAtOnce := func(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		code, out, errOut := execSplit(t, cli, side, nil, "sidecar", "run-once")
@@ -120,17 +120,17 @@ func TestCrashRecovery(t *testing.T) {
 		assert.Contains(t, out, "OK: 1 target(s)")
 		assert.NotContains(t, out, "retention failed")
 		assert.Less(t, took, 90*time.Second, "the run waited for a lock")
-		assert.Empty(t, locks(), "no lock left after the run")
+		assert.Empty(t, locks(t), "no lock left after the run")
 		assert.True(t, running(app), "the app runs")
 	}
 
-	newData()
+	newData(t)
 	code, out, errOut := execSplit(t, cli, side, nil, "sidecar", "run-once")
 	require.Equal(t, 0, code, out+errOut)
 
 	t.Run("sidecar killed mid-backup and restarted at once", func(t *testing.T) {
-		newData()
-		before := snapshots()
+		newData(t)
+		before := snapshots(t)
 		done := inBackground("sidecar", "run-once")
 		w := waitForWorker(t, cli, identity)
 		_, err := cli.ContainerKill(ctx, side, client.ContainerKillOptions{Signal: "KILL"})
@@ -142,13 +142,13 @@ func TestCrashRecovery(t *testing.T) {
 			_, err := cli.ContainerInspect(ctx, w, client.ContainerInspectOptions{})
 			return running(app) && err != nil
 		})
-		nextRunSucceedsAtOnce()
-		assert.Equal(t, before+1, snapshots())
+		nextRunSucceedsAtOnce(t)
+		assert.Equal(t, before+1, snapshots(t))
 	})
 
 	t.Run("sidecar killed mid-backup, restarted after its worker ended", func(t *testing.T) {
-		newData()
-		before := snapshots()
+		newData(t)
+		before := snapshots(t)
 		done := inBackground("sidecar", "run-once")
 		w := waitForWorker(t, cli, identity)
 		_, err := cli.ContainerKill(ctx, side, client.ContainerKillOptions{Signal: "KILL"})
@@ -166,13 +166,13 @@ func TestCrashRecovery(t *testing.T) {
 		_, err = cli.ContainerStart(ctx, side, client.ContainerStartOptions{})
 		require.NoError(t, err)
 		waitFor(t, time.Minute, "the restarted sidecar to restart the app", func() bool { return running(app) })
-		assert.Equal(t, before, snapshots(), "the worker saved nothing after its sidecar died")
-		assert.Empty(t, locks(), "its restic removed its own lock")
-		nextRunSucceedsAtOnce()
+		assert.Equal(t, before, snapshots(t), "the worker saved nothing after its sidecar died")
+		assert.Empty(t, locks(t), "its restic removed its own lock")
+		nextRunSucceedsAtOnce(t)
 	})
 
 	t.Run("worker killed mid-backup", func(t *testing.T) {
-		newData()
+		newData(t)
 		done := inBackground("sidecar", "run-once")
 		w := waitForWorker(t, cli, identity)
 		_, err := cli.ContainerKill(ctx, w, client.ContainerKillOptions{Signal: "KILL"})
@@ -181,9 +181,9 @@ func TestCrashRecovery(t *testing.T) {
 		assert.True(t, strings.HasPrefix(out, "1\n"), out)
 		assert.Regexp(t, `/volumes/app/data .*killed with SIGKILL`, out)
 		assert.Contains(t, out, "FAILED")
-		assert.Empty(t, locks(), "the sidecar removed the killed worker's lock")
+		assert.Empty(t, locks(t), "the sidecar removed the killed worker's lock")
 		assert.True(t, running(app))
-		nextRunSucceedsAtOnce()
+		nextRunSucceedsAtOnce(t)
 	})
 
 	t.Run("sidecar killed mid-restore", func(t *testing.T) {
@@ -200,7 +200,7 @@ func TestCrashRecovery(t *testing.T) {
 		})
 		code, out := execIn(t, cli, side, nil, "sidecar", "restore", "--path", "/volumes/app/data", "--to-volume", "--mode", "mirror")
 		require.Equal(t, 0, code, out)
-		nextRunSucceedsAtOnce()
+		nextRunSucceedsAtOnce(t)
 	})
 
 	// Nothing lost: the repository is sound and restores byte for byte.
