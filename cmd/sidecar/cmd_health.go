@@ -88,11 +88,11 @@ func failure(res runner.Result) string {
 	if len(failed) == 0 {
 		return "nothing was backed up"
 	}
-	msg := fmt.Sprintf("%d of %d target(s) failed", len(res.Targets)-countOK(res.Targets), len(res.Targets))
-	if len(res.Retention) > 0 || res.Check != "" {
-		msg = "failed"
+	msg := strings.Join(failed, "; ")
+	if n := len(res.Targets) - countOK(res.Targets); n > 0 {
+		msg = fmt.Sprintf("%d of %d target(s) failed: %s", n, len(res.Targets), msg)
 	}
-	return msg + ": " + strings.Join(failed, "; ")
+	return msg
 }
 
 func countOK(ts []runner.TargetResult) int {

@@ -534,3 +534,23 @@ func TestDaemonSeesRunOnce(t *testing.T) {
 	assert.Equal(t, "1", d.metric("platback_run_last_ok", ""))
 	assert.False(t, d.exited())
 }
+
+// The health reason names what failed in a run.
+func TestRunFailureReason(t *testing.T) {
+	boom := errors.New("exit status 1")
+	tests := []struct {
+		res  runner.Result
+		want string
+	}{
+		{runner.Result{Targets: []runner.TargetResult{{Path: "/volumes/a"}}}, ""},
+		{runner.Result{Err: errors.New("credentials: sealed")}, "credentials: sealed"},
+		{runner.Result{}, "nothing was backed up"},
+		{runner.Result{Targets: []runner.TargetResult{{Path: "/volumes/a"}, {Path: "/databases/db/all_databases.sql", Err: boom}}},
+			"1 of 2 target(s) failed: /databases/db/all_databases.sql: exit status 1"},
+		{runner.Result{Targets: []runner.TargetResult{{Path: "/volumes/a"}}, Retention: []string{"/volumes/a: locked"}, Check: "damaged"},
+			"retention /volumes/a: locked; check: damaged"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, failure(tt.res))
+	}
+}
