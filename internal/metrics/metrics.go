@@ -37,7 +37,7 @@ type Metrics struct {
 	skipped         prometheus.Counter
 	runLastSuccess  prometheus.Gauge
 	runLastDuration prometheus.Gauge
-	runOK           prometheus.Gauge
+	runOK           *prometheus.GaugeVec
 	runLast         prometheus.Gauge
 	expiration      *prometheus.GaugeVec // no labels: absent until known
 	lifecycleRead   *prometheus.GaugeVec
@@ -76,8 +76,8 @@ func New(project, version, resticVersion string) *Metrics {
 			Help: "When a whole run last succeeded for every target (Unix time).", ConstLabels: c}),
 		runLastDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_duration_seconds",
 			Help: "How long the last whole run took.", ConstLabels: c}),
-		runOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_ok",
-			Help: "1 when every target of the last run succeeded, else 0.", ConstLabels: c}),
+		runOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "platback_run_last_ok",
+			Help: "1 when every target of the last run succeeded, else 0; absent before the first run.", ConstLabels: c}, nil),
 		runLast: prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_run_last_timestamp_seconds",
 			Help: "When the last whole run ended, successful or not (Unix time); runs of `sidecar run-once` count too.", ConstLabels: c}),
 		expiration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "platback_bucket_expiration_rules",
@@ -145,10 +145,10 @@ func (m *Metrics) Run(end time.Time, d time.Duration, ok bool) {
 	m.runLast.Set(float64(end.Unix()))
 	m.runLastDuration.Set(d.Seconds())
 	if ok {
-		m.runOK.Set(1)
+		m.runOK.WithLabelValues().Set(1)
 		m.runLastSuccess.Set(float64(end.Unix()))
 	} else {
-		m.runOK.Set(0)
+		m.runOK.WithLabelValues().Set(0)
 	}
 }
 

@@ -106,3 +106,14 @@ func TestReplayedPhaseCountsNothing(t *testing.T) {
 	assert.Equal(t, float64(start.Add(2*time.Hour).Unix()), value(t, m, "platback_run_last_timestamp_seconds"))
 	assert.Equal(t, 0.0, value(t, m, "platback_run_last_ok"))
 }
+
+// Before the first run there is no "last run": an alert on
+// platback_run_last_ok == 0 must not fire after every start.
+func TestRunLastOKAbsentBeforeTheFirstRun(t *testing.T) {
+	m := New("app", "dev", "0.19.1")
+	assert.False(t, present(t, m, "platback_run_last_ok"))
+	m.Run(time.Now(), time.Second, false)
+	assert.Equal(t, 0.0, value(t, m, "platback_run_last_ok"))
+	m.Run(time.Now(), time.Second, true)
+	assert.Equal(t, 1.0, value(t, m, "platback_run_last_ok"))
+}
