@@ -336,7 +336,7 @@ func TestRemoveLocksOfAKilledProcess(t *testing.T) {
 			require.NoError(t, err)
 
 			// Two restic processes hold locks while reading stdin; both are killed.
-			for _, r := range []*backup.Repo{mine, other} {
+			for i, r := range []*backup.Repo{mine, other} {
 				ctx, cancel := context.WithCancel(ctx)
 				started := make(chan struct{})
 				go func() {
@@ -345,8 +345,8 @@ func TestRemoveLocksOfAKilledProcess(t *testing.T) {
 				}()
 				require.Eventually(t, func() bool {
 					locks, err := r.Locks(ctx)
-					return err == nil && len(locks) > 0
-				}, time.Minute, 200*time.Millisecond)
+					return err == nil && len(locks) == i+1
+				}, time.Minute, 200*time.Millisecond, "process %d took its lock", i+1)
 				killRestic(t)
 				cancel()
 				<-started
