@@ -137,8 +137,8 @@ func TestStackBackCompose(t *testing.T) {
 
 	// The plan: every volume, the replicas' anonymous volumes through the
 	// include label (their source comes from inspect), the dump as what it is.
-	code, out := execIn(t, cli, side, nil, "sidecar", "plan", "--json")
-	require.Equal(t, 0, code, out)
+	code, out, planLog := execSplit(t, cli, side, nil, "sidecar", "plan", "--json")
+	require.Equal(t, 0, code, out+planLog)
 	var plan discover.Plan
 	require.NoError(t, json.Unmarshal([]byte(out), &plan))
 	var paths []string

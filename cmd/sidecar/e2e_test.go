@@ -260,8 +260,8 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Logf("demo: sidecar started in stack A, secrets from Vault, one scheduled run at %s UTC", due.Format("15:04"))
 	// plan: exactly A's targets.
-	code, planOut := execIn(t, cli, side, nil, "sidecar", "plan", "--json")
-	require.Equal(t, 0, code, planOut)
+	code, planOut, planLog := execSplit(t, cli, side, nil, "sidecar", "plan", "--json")
+	require.Equal(t, 0, code, planOut+planLog)
 	var plan discover.Plan
 	require.NoError(t, json.Unmarshal([]byte(planOut), &plan))
 	var paths []string

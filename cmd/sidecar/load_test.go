@@ -170,8 +170,8 @@ func TestLoad(t *testing.T) {
 	assert.Greater(t, most.Load(), int64(1), "two workers did run at once")
 	assert.Less(t, peakKB.Load(), int64(100_000), "the sidecar's memory stays bounded")
 
-	code, planOut := execIn(t, cli, side, nil, "sidecar", "plan", "--json")
-	require.Equal(t, 0, code, planOut)
+	code, planOut, planLog := execSplit(t, cli, side, nil, "sidecar", "plan", "--json")
+	require.Equal(t, 0, code, planOut+planLog)
 	var plan discover.Plan
 	require.NoError(t, json.Unmarshal([]byte(planOut), &plan))
 	assert.Len(t, plan.Targets, 50)
