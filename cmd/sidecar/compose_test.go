@@ -108,6 +108,7 @@ networks:
 // stop windows stop each service once in dependency order, and restore
 // works as the README says.
 func TestStackBackCompose(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs a compose stack")
 	}

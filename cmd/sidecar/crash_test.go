@@ -62,6 +62,7 @@ networks:
 // retention), no lock and no worker is left, the stopped app runs again,
 // and at the end the repository checks clean and restores byte for byte.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs a compose stack")
 	}

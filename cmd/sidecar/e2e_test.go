@@ -162,6 +162,7 @@ func (w *workerWatch) results() map[string]string {
 }
 
 func TestEndToEnd(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("end-to-end test: builds images and runs a whole stack")
 	}
@@ -363,7 +364,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "apple,pear", strings.TrimSpace(sh(t, cli, maria, `mariadb -uroot -N -e "SELECT group_concat(item ORDER BY id) FROM shop.orders"`, "MYSQL_PWD="+secrets["maria"])))
 	// SIGTERM in the middle of a backup: the run stops, the container it
 	// stopped runs again, and no worker is left behind.
-	interruptRunOnce(t, cli, side, app, repo)
+	interruptRunOnce(t, cli, a.project, side, app, repo)
 
 	// A sidecar killed while it had a container stopped: the next start
 	// restarts it from the state file. And a database whose dump fails fails
@@ -380,7 +381,7 @@ func TestEndToEnd(t *testing.T) {
 
 // interruptRunOnce starts `sidecar run-once`, waits until it has stopped the
 // app container for its backup, then sends SIGTERM to it.
-func interruptRunOnce(t *testing.T, cli *client.Client, side, app string, repo *backup.Repo) {
+func interruptRunOnce(t *testing.T, cli *client.Client, project, side, app string, repo *backup.Repo) {
 	ctx := context.Background()
 	ex, err := cli.ExecCreate(ctx, side, client.ExecCreateOptions{Cmd: []string{"sidecar", "run-once"}, AttachStdout: true, AttachStderr: true})
 	require.NoError(t, err)
@@ -419,7 +420,8 @@ func interruptRunOnce(t *testing.T, cli *client.Client, side, app string, repo *
 	running, err := cli.ContainerInspect(ctx, app, client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	assert.True(t, running.Container.State.Running, "the stopped container was restarted after SIGTERM")
-	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", discover.WorkerLabel)})
+	workers, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", worker.SidecarLabel+"="+project+"/backup/1")})
 	require.NoError(t, err)
 	assert.Empty(t, workers.Items, "no worker container left behind")
 	locks, err := repo.Locks(ctx)

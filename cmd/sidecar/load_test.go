@@ -81,6 +81,7 @@ volumes:
 // PLATBACK_PARALLEL workers at once, the failing one does not stop the
 // others, and the sidecar's memory stays bounded (its peak is reported).
 func TestLoad(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs a 50-target compose stack")
 	}

@@ -134,6 +134,7 @@ var leakResticCreds = []string{"restic password", "wrong restic password", "S3 a
 // their environment (PGPASSWORD); nothing else may hold any secret, in its
 // environment or its command line.
 func TestNoSecretLeaks(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs a compose stack with Vault and MinIO")
 	}

@@ -56,6 +56,7 @@ networks:
 // mistake, backing up at the same time: no corruption, both succeed (or one
 // waits), and retention never deletes the other stack's snapshots.
 func TestTwoSidecarsOneRepository(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs two compose stacks")
 	}
@@ -102,6 +103,7 @@ func TestTwoSidecarsOneRepository(t *testing.T) {
 // error, stops nothing it cannot record, corrupts nothing, and the next run
 // after space was freed succeeds.
 func TestCacheFull(t *testing.T) {
+	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
 		t.Skip("runs a compose stack")
 	}
