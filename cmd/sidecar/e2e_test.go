@@ -480,8 +480,8 @@ func leftoverAndFailingDump(t *testing.T, cli *client.Client, a stack, side, app
 
 // planTable is `sidecar plan` as people see it.
 func planTable(t *testing.T, cli *client.Client, side string) string {
-	code, out := execIn(t, cli, side, nil, "sidecar", "plan")
-	require.Equal(t, 0, code, out)
+	code, out, logs := execSplit(t, cli, side, nil, "sidecar", "plan")
+	require.Equal(t, 0, code, out+logs)
 	return out
 }
 
