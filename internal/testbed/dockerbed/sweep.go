@@ -64,7 +64,36 @@ func Sweep(ctx context.Context, cli *client.Client) error {
 		}
 	}
 
-	errs = append(errs, sweepImages(ctx, cli))
+	errs = append(errs, sweepImages(ctx, cli), sweepOwnedImages(ctx, cli))
+	return errors.Join(errs...)
+}
+
+// sweepOwnedImages removes images a test process built and labelled with
+// its owner (the sidecar image of the cmd/sidecar tests) once that process
+// is gone. Images whose label holds no owner (the database images, kept on
+// purpose) are left alone.
+func sweepOwnedImages(ctx context.Context, cli *client.Client) error {
+	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", testbed.Label)})
+	if err != nil {
+		return fmt.Errorf("list images: %w", err)
+	}
+	var errs []error
+	for _, img := range res.Items {
+		alive, parsed := ownerAlive(img.Labels[testbed.Label])
+		if !parsed || alive {
+			continue
+		}
+		refs := img.RepoTags
+		if len(refs) == 0 {
+			refs = []string{img.ID}
+		}
+		for _, ref := range refs {
+			_, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+			if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+				errs = append(errs, fmt.Errorf("remove image %s: %w", ref, err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
