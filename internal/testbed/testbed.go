@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/platback/platback/internal/toolpath"
 )
 
 // Label marks every Docker resource a test creates, so a crashed run can be
@@ -21,41 +23,13 @@ import (
 const Label = "io.platback.test"
 
 // Root returns the module root: the nearest directory above the working
-// directory that holds go.mod.
-func Root() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("testbed: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+// directory that holds go.mod (toolpath.Root).
+func Root() (string, error) { return toolpath.Root() }
 
 // ToolPath returns the path of a pinned tool (restic, minio, vault, bao):
-// $PLATBACK_TOOLS/<name> when that variable is set, else <root>/.tools/bin/<name>.
-func ToolPath(name string) (string, error) {
-	dir := os.Getenv("PLATBACK_TOOLS")
-	if dir == "" {
-		root, err := Root()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".tools", "bin")
-	}
-	p := filepath.Join(dir, name)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("testbed: pinned tool %q not found at %s: run scripts/tools.sh (make test does it for you)", name, p)
-	}
-	return p, nil
-}
+// $PLATBACK_TOOLS/<name> when that variable is set, else <root>/.tools/bin/<name>
+// (toolpath.Pinned).
+func ToolPath(name string) (string, error) { return toolpath.Pinned(name) }
 
 // Tool is ToolPath for tests: it fails the test when the tool is missing.
 func Tool(tb testing.TB, name string) string {
