@@ -27,4 +27,4 @@ vet:
 # The platback/sidecar image (FROM scratch; nothing is pulled).
 image:
 	scripts/tools.sh restic
-	go run ./image/build-image
+	go run ./cmd/build-image

@@ -10,7 +10,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
-	"github.com/platback/platback/image"
+	"github.com/platback/platback/internal/image"
 	"github.com/platback/platback/internal/testbed"
 	"github.com/platback/platback/internal/testbed/dockerbed"
 )

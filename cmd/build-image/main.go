@@ -1,5 +1,6 @@
 // Command build-image builds the platback/sidecar image from this checkout
-// and the pinned restic (make image). It pulls nothing.
+// and the pinned restic (make image). It pulls nothing. It is a development
+// command: run it inside the checkout (go run ./cmd/build-image).
 package main
 
 import (
@@ -9,8 +10,8 @@ import (
 	"os"
 
 	"github.com/platback/platback/discover"
-	"github.com/platback/platback/image"
-	"github.com/platback/platback/internal/testbed"
+	"github.com/platback/platback/internal/image"
+	"github.com/platback/platback/internal/toolpath"
 )
 
 func main() {
@@ -23,11 +24,11 @@ func main() {
 }
 
 func run(version string) error {
-	root, err := testbed.Root()
+	root, err := toolpath.Root()
 	if err != nil {
 		return err
 	}
-	restic, err := testbed.ToolPath("restic")
+	restic, err := toolpath.Pinned("restic")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package image builds the platback/sidecar image without pulling anything:
 // FROM scratch plus the statically linked sidecar and the pinned restic,
-// CA certificates and zoneinfo from the build machine.
+// CA certificates and zoneinfo from the build machine. It is used by make
+// image (cmd/build-image) and the sidecar's tests; it is not public API.
 package image
 
 import (
