@@ -2,24 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"time"
-
-	"github.com/gofrs/flock"
 
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/runlock"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/internal/stopstate"
-	"github.com/platback/platback/internal/worker"
 	"github.com/platback/platback/vaultcreds"
 )
 
@@ -68,82 +63,9 @@ func newApp(ctx context.Context) (*app, error) {
 	a := &app{cfg: cfg, log: log, docker: docker, disc: disc}
 	a.runner = &runner.Runner{
 		Config: cfg, Docker: docker, Discover: disc, DiscoverAll: discAll, Creds: creds, Restic: cfg.Restic, Exe: exe,
-		Stops: stopstate.Open(cfg.CacheDir + "/platback-stopped.json"), Log: log,
+		Stops: stopstate.Open(cfg.CacheDir + "/platback-stopped.json"), Lock: runlock.New(cfg.CacheDir), Log: log,
 	}
 	return a, nil
-}
-
-// errBusy: another process of this sidecar holds the run lock.
-var errBusy = errors.New("another backup run of this sidecar is in progress; try again when it has ended")
-
-// exclusive runs fn holding the run lock, a file lock in the cache volume
-// shared by the daemon and run-once (the kernel releases it when its holder
-// dies). Under the lock, what a killed run left behind is cleaned up first:
-// no other run can still be using it. With wait, it waits for the lock;
-// otherwise it returns errBusy at once.
-func (a *app) exclusive(ctx context.Context, wait bool, fn func() error) error {
-	if err := os.MkdirAll(a.cfg.CacheDir, 0o700); err != nil {
-		return fmt.Errorf("PLATBACK_CACHE_DIR=%q: %w", a.cfg.CacheDir, err)
-	}
-	path := filepath.Join(a.cfg.CacheDir, "platback-run.lock")
-	l := flock.New(path)
-	var ok bool
-	var err error
-	if wait {
-		ok, err = l.TryLockContext(ctx, time.Second)
-	} else {
-		ok, err = l.TryLock()
-	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return ctx.Err()
-	case err != nil:
-		return fmt.Errorf("run lock %s: %w", path, err)
-	case !ok:
-		return errBusy
-	}
-	defer l.Unlock()
-	a.cleanLeftovers(ctx)
-	return fn()
-}
-
-// cleanLeftovers restarts containers a killed run had stopped and removes
-// the worker containers it left behind: only this sidecar's own (labelled
-// with its identity), never another sidecar's, and only under the run lock,
-// when none of this sidecar's runs or restores can be using them.
-func (a *app) cleanLeftovers(ctx context.Context) {
-	restarted, err := a.runner.Stops.RestartAll(ctx, a.docker)
-	for _, c := range restarted {
-		a.log.Warn("restarted a container a previous run had stopped", "container", c.Name, "stopped_at", c.StoppedAt)
-	}
-	if err != nil {
-		a.log.Error("could not restart containers a previous run had stopped", "err", err)
-	}
-	identity, err := a.runner.Identity(ctx)
-	if err != nil {
-		a.log.Warn("could not look for leftover worker containers", "err", err)
-		return
-	}
-	list, err := a.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", worker.SidecarLabel+"="+identity)})
-	if err != nil {
-		a.log.Warn("could not list leftover worker containers", "err", err)
-		return
-	}
-	for _, c := range list.Items {
-		if c.State == "running" {
-			// Its sidecar is gone (we hold the run lock): a worker notices
-			// that and stops on its own; one that has not yet gets the
-			// stop grace, so its restic removes its lock.
-			grace := int(a.cfg.StopTimeout / time.Second)
-			_, _ = a.docker.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &grace})
-		}
-		if _, err := a.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			a.log.Warn("could not remove a leftover worker container", "container", c.ID[:12], "err", err)
-			continue
-		}
-		a.log.Warn("removed a worker container a previous run left behind", "container", c.ID[:12])
-	}
 }
 
 func (a *app) close(ctx context.Context) {
@@ -189,7 +111,7 @@ func withSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *run
 // run is going), after the leftovers of a killed run are cleaned up.
 func withLockedSession(cmd *cobra.Command, fn func(ctx context.Context, a *app, s *runner.Session) error) error {
 	return withApp(cmd, func(ctx context.Context, a *app) error {
-		return a.exclusive(ctx, false, func() error {
+		return a.runner.Exclusive(ctx, false, func() error {
 			s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
 			if err != nil {
 				return err

@@ -60,7 +60,7 @@ of another target is refused.`,
 					return fmt.Errorf("%w; %s", err, stackTargets(ctx, a))
 				}
 				o.path = p
-				return a.exclusive(ctx, false, func() error {
+				return a.runner.Exclusive(ctx, false, func() error {
 					s, _, err := a.runner.Open(ctx, runner.OpenOptions{IncludeStopped: true})
 					if err != nil {
 						return err

@@ -15,6 +15,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/runlock"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/schedule"
 )
@@ -64,7 +65,7 @@ func runDaemon(ctx context.Context, a *app, o daemonOptions) error {
 		o.checkTimeout = defaultCheckTimeout
 	}
 	// Restart what a killed sidecar had stopped, unless a run-once is busy.
-	if err := a.exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, errBusy) {
+	if err := a.runner.Exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, runlock.ErrBusy) {
 		return err
 	}
 	self, err := a.disc.Self(ctx)
@@ -93,7 +94,7 @@ func runDaemon(ctx context.Context, a *app, o daemonOptions) error {
 
 	job := func(ctx context.Context) error {
 		var res runner.Result
-		if err := a.exclusive(ctx, true, func() error {
+		if err := a.runner.Exclusive(ctx, true, func() error {
 			res = a.runner.Run(ctx) // records its metrics as it goes
 			d.ownRun(res)
 			if err := saveLastRun(a.cfg.CacheDir, res, "daemon"); err != nil {
@@ -369,7 +370,7 @@ func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
 // runRetention applies the policy to every target on its own schedule,
 // under the run lock: it never prunes while a backup or restore runs.
 func runRetention(ctx context.Context, a *app) error {
-	return a.exclusive(ctx, true, func() error {
+	return a.runner.Exclusive(ctx, true, func() error {
 		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
 		if err != nil {
 			return err

@@ -25,7 +25,7 @@ func newRunOnceCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd, func(ctx context.Context, a *app) error {
 				var res runner.Result
-				if err := a.exclusive(ctx, false, func() error {
+				if err := a.runner.Exclusive(ctx, false, func() error {
 					res = a.runner.Run(ctx)
 					// The daemon of this container reads it: /metrics and
 					// /healthz then show this run too.

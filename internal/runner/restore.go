@@ -265,7 +265,7 @@ func (rn *Runner) RestoreDatabase(ctx context.Context, s *Session, t discover.Ta
 		pw.CloseWithError(err)
 		dumped <- err
 	}()
-	rerr := dbdump.Restore(ctx, rn.Docker, rn.Discover, t, pr)
+	rerr := dbdump.Restore(ctx, rn.client(), rn.Discover, t, pr)
 	pr.CloseWithError(errors.New("restore ended"))
 	derr := <-dumped
 	if rerr != nil {

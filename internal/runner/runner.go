@@ -28,16 +28,28 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/ids"
 	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/runlock"
 	"github.com/platback/platback/internal/stopstate"
 	"github.com/platback/platback/internal/worker"
 	"github.com/platback/platback/vaultcreds"
 )
 
+// Docker is the part of the Docker Engine API a run needs; *client.Client
+// implements it. Tests give a fake to check the run's decisions without an
+// engine.
+type Docker interface {
+	worker.Docker
+	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+	VolumeInspect(ctx context.Context, volumeID string, options client.VolumeInspectOptions) (client.VolumeInspectResult, error)
+}
+
 // Runner holds what a run needs.
 type Runner struct {
 	Config   config.Config
-	Docker   *client.Client
+	Docker   Docker
 	Discover *discover.Discoverer
 	// DiscoverAll plans stopped containers too (restores); default Discover.
 	DiscoverAll *discover.Discoverer
@@ -46,7 +58,59 @@ type Runner struct {
 	Exe         string // this binary: the producer of database dumps (`sidecar dump`)
 	Metrics     *metrics.Metrics
 	Stops       *stopstate.File
-	Log         *slog.Logger
+	// Lock makes this sidecar's runs, restores, checks and retention
+	// exclusive (Exclusive).
+	Lock *runlock.Lock
+	Log  *slog.Logger
+}
+
+// Exclusive runs fn holding the run lock (waiting for it with wait, else
+// failing with runlock.ErrBusy). Under the lock, what a killed run left
+// behind is cleaned up first: no other run can still be using it.
+func (rn *Runner) Exclusive(ctx context.Context, wait bool, fn func() error) error {
+	return rn.Lock.Do(ctx, wait, func() error {
+		rn.CleanLeftovers(ctx)
+		return fn()
+	})
+}
+
+// CleanLeftovers restarts containers a killed run had stopped and removes
+// the worker containers it left behind: only this sidecar's own (labelled
+// with its identity), never another sidecar's. Call it holding the run
+// lock, when none of this sidecar's runs or restores can be using them.
+func (rn *Runner) CleanLeftovers(ctx context.Context) {
+	restarted, err := rn.Stops.RestartAll(ctx, rn.Docker)
+	for _, c := range restarted {
+		rn.Log.Warn("restarted a container a previous run had stopped", "container", c.Name, "stopped_at", c.StoppedAt)
+	}
+	if err != nil {
+		rn.Log.Error("could not restart containers a previous run had stopped", "err", err)
+	}
+	identity, err := rn.Identity(ctx)
+	if err != nil {
+		rn.Log.Warn("could not look for leftover worker containers", "err", err)
+		return
+	}
+	list, err := rn.Docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", worker.SidecarLabel+"="+identity)})
+	if err != nil {
+		rn.Log.Warn("could not list leftover worker containers", "err", err)
+		return
+	}
+	for _, c := range list.Items {
+		if c.State == "running" {
+			// Its sidecar is gone (we hold the run lock): a worker notices
+			// that and stops on its own; one that has not yet gets the
+			// stop grace, so its restic removes its lock.
+			grace := int(rn.Config.StopTimeout / time.Second)
+			_, _ = rn.Docker.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &grace})
+		}
+		if _, err := rn.Docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			rn.Log.Warn("could not remove a leftover worker container", "container", ids.Container(c.ID), "err", err)
+			continue
+		}
+		rn.Log.Warn("removed a worker container a previous run left behind", "container", ids.Container(c.ID))
+	}
 }
 
 // TargetResult is one target's outcome.
@@ -689,4 +753,11 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// client is the Docker client behind rn.Docker, for the packages that take
+// the whole client (database dumps and restores).
+func (rn *Runner) client() *client.Client {
+	c, _ := rn.Docker.(*client.Client)
+	return c
 }

@@ -142,10 +142,15 @@ func (f *File) Remove(id string) error {
 	return f.write(kept)
 }
 
+// Starter starts containers; *client.Client implements it.
+type Starter interface {
+	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+}
+
 // RestartAll starts every container the file lists and forgets those that
 // started (or no longer exist). It returns the ones it restarted and an
 // error naming every container it could not start.
-func (f *File) RestartAll(ctx context.Context, cli *client.Client) ([]Container, error) {
+func (f *File) RestartAll(ctx context.Context, cli Starter) ([]Container, error) {
 	cs, err := f.List()
 	if err != nil {
 		return nil, err

@@ -31,6 +31,17 @@ type Spec struct {
 	Logger     *slog.Logger
 }
 
+// Docker is the part of the Docker Engine API a worker needs;
+// *client.Client implements it.
+type Docker interface {
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ContainerAttach(ctx context.Context, containerID string, options client.ContainerAttachOptions) (client.ContainerAttachResult, error)
+	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ContainerWait(ctx context.Context, containerID string, options client.ContainerWaitOptions) client.ContainerWaitResult
+	ContainerStop(ctx context.Context, containerID string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
+	ContainerRemove(ctx context.Context, containerID string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+}
+
 // DefaultEntrypoint runs the worker in the platback/sidecar image.
 var DefaultEntrypoint = []string{"/usr/local/bin/sidecar", "worker"}
 
@@ -40,7 +51,7 @@ const maxResponse = 4 << 20
 // Run starts a worker container, hands it req over stdin, waits for its
 // Response and removes the container, also when ctx is cancelled (the worker
 // is stopped with SIGTERM, which interrupts restic cleanly).
-func Run(ctx context.Context, cli *client.Client, spec Spec, req Request) (Response, error) {
+func Run(ctx context.Context, cli Docker, spec Spec, req Request) (Response, error) {
 	if spec.Logger == nil {
 		spec.Logger = slog.Default()
 	}
