@@ -62,6 +62,8 @@ type Runner struct {
 	// exclusive (Exclusive).
 	Lock *runlock.Lock
 	Log  *slog.Logger
+
+	testSteps runSteps // nil: workers and restic
 }
 
 // Exclusive runs fn holding the run lock (waiting for it with wait, else
@@ -319,6 +321,13 @@ func (rn *Runner) Run(ctx context.Context) (res Result) {
 		return res
 	}
 	res.Warnings = warnings
+	rn.runSession(ctx, s, &res)
+	return res
+}
+
+// runSession is a run once the repository is open: the plan's targets,
+// retention of those that succeeded, the snapshot counts, the check.
+func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 	res.Projects = s.Plan.Projects
 	for _, w := range s.Plan.Warnings {
 		rn.Log.Warn("plan", "warning", w.String())
@@ -330,13 +339,13 @@ func (rn *Runner) Run(ctx context.Context) (res Result) {
 		for _, sk := range s.Plan.Skipped {
 			rn.Log.Warn("skipped", "container", sk.Container, "reason", sk.Reason)
 		}
-		return res
+		return
 	}
 
 	res.Targets = rn.backupAll(ctx, s)
 	if ctx.Err() != nil {
 		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
-		return res
+		return
 	}
 	if rn.Config.RetentionCron == "" {
 		res.Retention = rn.Retention(ctx, s, succeeded(s.Plan.Targets, res.Targets))
@@ -350,7 +359,6 @@ func (rn *Runner) Run(ctx context.Context) (res Result) {
 			res.Check = err.Error()
 		}
 	}
-	return res
 }
 
 func succeeded(targets []discover.Target, results []TargetResult) []discover.Target {
@@ -455,12 +463,10 @@ func (rn *Runner) backupTarget(ctx context.Context, s *Session, t discover.Targe
 	var sum backup.Summary
 	var err error
 	phase := metrics.PhaseBackup
-	if t.Volume != nil {
-		sum, err = rn.backupVolume(ctx, s, t)
-	} else {
+	if t.Volume == nil {
 		phase = metrics.PhaseDump
-		sum, err = rn.backupDatabase(ctx, s, t)
 	}
+	sum, err = rn.steps().backup(ctx, s, t)
 	tr.Duration = time.Since(start)
 	tr.SnapshotID, tr.FilesNew, tr.Changed, tr.BytesAdded = sum.SnapshotID, sum.FilesNew, sum.FilesChanged, sum.DataAdded
 	if err != nil {
@@ -693,14 +699,44 @@ func (rn *Runner) workerCacheDir(spec worker.Spec) string {
 	return ""
 }
 
+// runSteps are what a run does in the repository and in workers. The run's
+// decisions around them (order, stop windows, failure isolation, retention
+// scope) are tested with a fake.
+type runSteps interface {
+	backup(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error)
+	forget(ctx context.Context, s *Session, t discover.Target) (backup.ForgetResult, error)
+}
+
+func (rn *Runner) steps() runSteps {
+	if rn.testSteps != nil {
+		return rn.testSteps
+	}
+	return resticSteps{rn}
+}
+
+// resticSteps are the real steps: workers and restic.
+type resticSteps struct{ rn *Runner }
+
+func (r resticSteps) backup(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
+	if t.Volume != nil {
+		return r.rn.backupVolume(ctx, s, t)
+	}
+	return r.rn.backupDatabase(ctx, s, t)
+}
+
+// forget applies the policy to one target: its path as well as its tags
+// select its snapshots, so each target is its own group.
+func (r resticSteps) forget(ctx context.Context, s *Session, t discover.Target) (backup.ForgetResult, error) {
+	return s.Repo.Forget(ctx, r.rn.Config.Policy, backup.ForgetOptions{
+		Filter: backup.Filter{Host: s.Host, Tags: t.Tags, Paths: []string{t.Path}}})
+}
+
 // Retention applies the policy to each target's snapshot group.
 func (rn *Runner) Retention(ctx context.Context, s *Session, targets []discover.Target) []string {
 	var errs []string
 	for _, t := range targets {
 		start := time.Now()
-		// Each target is its own group: its path as well as its tags select it.
-		res, err := s.Repo.Forget(ctx, rn.Config.Policy, backup.ForgetOptions{
-			Filter: backup.Filter{Host: s.Host, Tags: t.Tags, Paths: []string{t.Path}}})
+		res, err := rn.steps().forget(ctx, s, t)
 		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: start, Duration: time.Since(start), Err: err})
 		if err != nil {
 			rn.Log.Error("retention failed", "target", t.Path, "err", err)
