@@ -94,13 +94,20 @@ type session struct {
 	done     chan struct{} // closed when the renewal goroutine ends
 }
 
-// New returns a Client for cfg after validating it (see Config.Validate). It
-// does not contact Vault: the first Fetch logs in.
+// New returns a Client for cfg after validating it (see Config.Validate,
+// which reads the role_id and secret_id files once). It does not contact
+// Vault: the first Fetch logs in. A Config already checked (VaultSettings,
+// SettingsFromEnv) is built without a second check by NewSource.
 func New(cfg Config, opts ...Option) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newClient(cfg, opts...)
+}
+
+// newClient returns a Client for cfg, defaults applied and checked.
+func newClient(cfg Config, opts ...Option) (*Client, error) {
 	o := options{
 		logger:         slog.Default(),
 		initialBackoff: DefaultInitialBackoff,

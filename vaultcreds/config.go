@@ -24,7 +24,8 @@ const (
 
 // Config says how to log in to Vault and which secret to read. Each field
 // names the environment variable ConfigFromEnv fills it from. Build it with
-// ConfigFromEnv, or by hand and pass it to New, which validates it.
+// ConfigFromEnv, or by hand and pass it to New or VaultSettings, which
+// validate it.
 //
 // Config redacts RoleID and SecretID when printed or logged.
 type Config struct {
@@ -108,8 +109,10 @@ var vaultSelectors = []string{
 }
 
 // ConfigFromEnv reads the configuration from environment variables through
-// getenv (os.Getenv in the sidecar) and validates it, reading the role_id and
-// secret_id files once to fail at start-up when one is missing or empty.
+// getenv (os.Getenv in the sidecar), each once, and validates it, reading the
+// role_id and secret_id files once to fail at start-up when one is missing or
+// empty (see Validate). Pass the result to New, or use SettingsFromEnv and
+// NewSource, which also cover the plain variables.
 //
 // It returns ErrNotConfigured when none of VAULT_ROLE_ID(_FILE),
 // VAULT_SECRET_ID(_FILE), VAULT_SECRET_PATH, VAULT_KV_MOUNT or VAULT_KV_PATH is
@@ -118,7 +121,15 @@ var vaultSelectors = []string{
 // and the fix; every bad variable is reported (joined with errors.Join when
 // there are several), not only the first.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	read := map[string]string{} // each variable is read once
+	get := func(k string) string {
+		v, ok := read[k]
+		if !ok {
+			v = strings.TrimSpace(getenv(k))
+			read[k] = v
+		}
+		return v
+	}
 	var selectors []string
 	for _, k := range vaultSelectors {
 		if get(k) != "" {
@@ -310,8 +321,10 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks the configuration (after defaults are applied) and reads
-// the role_id and secret_id files once, so that a missing or empty file is
-// reported at start-up. Every problem is reported, each a *ConfigError.
+// the role_id and secret_id files once, so that a missing, unreadable or
+// empty file is reported at start-up; their content is not kept (the Client
+// reads them again at each login, so a rotated secret_id applies). Every
+// problem is reported, each a *ConfigError.
 func (c Config) Validate() error {
 	return joinProblems(c.withDefaults().problems())
 }

@@ -15,7 +15,13 @@
 //
 // Without Vault, RESTIC_PASSWORD(_FILE), AWS_ACCESS_KEY_ID(_FILE),
 // AWS_SECRET_ACCESS_KEY(_FILE) and RESTIC_REPOSITORY(_FILE) are read as
-// stack-back reads them. SourceFromEnv picks one or the other.
+// stack-back reads them.
+//
+// SettingsFromEnv reads the variables once and checks them all at start-up
+// (each secret file read once, to fail early when it is missing or empty);
+// NewSource builds the Source from those Settings later, reading nothing
+// again. SourceFromEnv does both at once. The secret files are then read
+// only when used: at each Vault login, or at each run for plain variables.
 //
 // A Credentials value never prints its values (fmt, JSON, slog), errors never
 // contain a secret_id, token or value, and nothing secret is logged.

@@ -70,3 +70,29 @@ func ExampleConfigFromEnv() {
 	// ansible stackback_mattermost 2
 	// password=RESTIC_PASSWORD,access_key=AWS_ACCESS_KEY_ID,secret_key=AWS_SECRET_ACCESS_KEY,repository?=RESTIC_REPOSITORY
 }
+
+// Check the credentials' variables at start-up, with the rest of a
+// program's configuration, and build the source later from what was
+// checked: the variables are read once, a secret file again only when used.
+func ExampleNewSource() {
+	env := map[string]string{"RESTIC_PASSWORD": "correct horse battery staple", "RESTIC_REPOSITORY": "/srv/restic"}
+	settings, err := vaultcreds.SettingsFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		log.Fatal(err) // every bad variable, each with its fix
+	}
+	fmt.Println(settings.UsesVault(), settings)
+
+	src, err := vaultcreds.NewSource(settings, vaultcreds.WithLogger(slog.Default()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	creds, err := src.Credentials(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(creds.Names())
+	// Output:
+	// false vaultcreds.Settings{Plain: vaultcreds.PlainConfig{RESTIC_PASSWORD=<redacted> RESTIC_REPOSITORY=<redacted>}}
+	// [RESTIC_PASSWORD RESTIC_REPOSITORY]
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,25 @@ func TestVault(t *testing.T) {
 		assert.Equal(t, want, creds.Env())
 		_, hasRepo := creds.Lookup(vaultcreds.EnvResticRepository)
 		assert.False(t, hasRepo, "optional repository field absent from the secret")
+	})
+
+	// The sidecar's path: the settings are checked at start-up (the
+	// secret_id file read once, to see it is there and not empty), the
+	// client is built from them later, and it reads the file at its login:
+	// the secret_id delivered in between is the one it logs in with.
+	t.Run("SettingsThenSourceReadsAtLogin", func(t *testing.T) {
+		env := appRoleEnv(t, s, s.RoleID, "not-the-secret-id-yet")
+		settings, err := vaultcreds.SettingsFromEnv(getenv(env))
+		require.NoError(t, err)
+		log, _ := newLogger(t, secrets)
+		src, err := vaultcreds.NewSource(settings, vaultcreds.WithLogger(log))
+		require.NoError(t, err)
+		c := src.(*vaultcreds.Client)
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		require.NoError(t, os.WriteFile(env["VAULT_SECRET_ID_FILE"], []byte(s.SecretID+"\n"), 0o600))
+		creds, err := fetch(t, secrets, c, 20*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, want, creds.Env())
 	})
 
 	// `vault kv get` style (no data/ segment) and explicit mount + path:
