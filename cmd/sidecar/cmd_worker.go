@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/dbengine"
 	"github.com/platback/platback/discover"
-	"github.com/platback/platback/internal/dbdump"
 	"github.com/platback/platback/internal/worker"
 )
 
@@ -51,16 +51,16 @@ func newDumpCmd() *cobra.Command {
 			if err := json.Unmarshal([]byte(target), &t); err != nil {
 				return fmt.Errorf("--target: %w", err)
 			}
+			if t.Database == nil {
+				return fmt.Errorf("--target: %s is not a database dump", t.Path)
+			}
 			cli, err := discover.NewClient()
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			d, err := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: t.Project}})
-			if err != nil {
-				return err
-			}
-			err = dbdump.Dump(cmd.Context(), d, t, os.Stdout)
+			db := dbengine.Database{Engine: dbengine.Engine(t.Database.Engine), ContainerID: t.Container.ID, ContainerName: t.Container.Name}
+			err = dbengine.Dump(cmd.Context(), cli, db, os.Stdout)
 			if path := os.Getenv(backup.StreamStderrEnv); err != nil && path != "" {
 				// restic may exit before it reads our stderr: leave the
 				// reason where the engine reads it too.

@@ -13,8 +13,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/dbengine"
 	"github.com/platback/platback/discover"
-	"github.com/platback/platback/internal/dbdump"
 	"github.com/platback/platback/internal/worker"
 )
 
@@ -249,7 +249,7 @@ func sameMount(m discover.Mount, v discover.VolumeTarget) bool {
 }
 
 // RestoreDatabase pipes the dump of a database target's snapshot into its
-// database container (dbdump.Restore says what is refused and why).
+// database container (dbengine.Restore says what is refused and why).
 func (rn *Runner) RestoreDatabase(ctx context.Context, s *Session, t discover.Target, snapshotPath, snapshot string) (RestoreResult, error) {
 	if t.Database == nil {
 		return RestoreResult{}, fmt.Errorf("%s is a volume: use --to-volume or --into", snapshotPath)
@@ -265,7 +265,8 @@ func (rn *Runner) RestoreDatabase(ctx context.Context, s *Session, t discover.Ta
 		pw.CloseWithError(err)
 		dumped <- err
 	}()
-	rerr := dbdump.Restore(ctx, rn.client(), rn.Discover, t, pr)
+	db := dbengine.Database{Engine: dbengine.Engine(t.Database.Engine), ContainerID: t.Container.ID, ContainerName: t.Container.Name}
+	rerr := dbengine.Restore(ctx, rn.client(), db, pr)
 	pr.CloseWithError(errors.New("restore ended"))
 	derr := <-dumped
 	if rerr != nil {
