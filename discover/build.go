@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/platback/platback/dbengine"
 )
 
 // BuildPlan decides what to back up among containers, without asking Docker:
@@ -151,12 +153,12 @@ func (b *builder) addDatabase(c Container, kind Kind, env map[string]string) {
 		Container: ref,
 		Source:    string(kind) + " in " + c.Name,
 		Path:      b.snapshotPath("/databases", ref, dumpFile),
-		Database:  &DatabaseTarget{Engine: kind, CredentialEnv: credentialEnv(kind, env)},
+		Database:  &DatabaseTarget{Engine: kind, CredentialEnv: dbengine.Engine(kind).CredentialEnv(env)},
 	}
 	t.Tags = tags(t)
-	if !hasLogin(kind, env) {
+	if engine := dbengine.Engine(kind); !engine.HasLogin(env) {
 		b.plan.Warnings = append(b.plan.Warnings, Warning{Container: c.Name, Label: b.prefix + string(kind), Value: "true",
-			Message: "no credentials in the container's environment: set one of " + strings.Join(engines[kind].needsCred, ", ") + " (or its _FILE variant), or the dump cannot log in"})
+			Message: "no credentials in the container's environment: set one of " + strings.Join(engine.LoginEnv(), ", ") + " (or its _FILE variant), or the dump cannot log in"})
 	}
 	b.dbTargets = append(b.dbTargets, t)
 }
@@ -165,7 +167,7 @@ func (b *builder) addMounts(c Container, ls labelSet, env map[string]string) {
 	ref := c.ref()
 	var dbDirs []string
 	if ls.engine != "" {
-		dbDirs = dataDirs(ls.engine, env)
+		dbDirs = dbengine.Engine(ls.engine).DataDirs(env)
 	}
 	for _, m := range c.Mounts {
 		switch {

@@ -26,6 +26,6 @@
 // (pg_dumpall): its snapshot path is /databases/<service>/all_databases.sql.
 //
 // Pure plan building (BuildPlan) is separate from the Docker calls so it can
-// be used and tested without an engine. ExecStream streams a command's
-// stdout out of a container (for database dumps) in constant memory.
+// be used and tested without an engine. Package dbengine dumps and restores
+// the database targets of a plan; discover only says what to back up.
 package discover

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/platback/platback/dbengine"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/testbed/dockerbed"
 )
@@ -349,9 +350,10 @@ func TestPlanTwoStacksOnRealEngine(t *testing.T) {
 		}
 		require.NotNil(t, target)
 		assert.Equal(t, []string{"POSTGRES_PASSWORD_FILE", "POSTGRES_USER"}, target.Database.CredentialEnv)
-		creds, err := d.Credentials(ctx, *target)
+		db := dbengine.Database{Engine: dbengine.Engine(target.Database.Engine), ContainerID: target.Container.ID, ContainerName: target.Container.Name}
+		login, err := dbengine.ReadLogin(ctx, cli, db)
 		require.NoError(t, err)
-		assert.Equal(t, discover.Credentials{User: "app", Password: "file-secret", Database: "app"}, creds)
+		assert.Equal(t, dbengine.Login{User: "app", Password: "file-secret", Database: "app"}, login)
 	})
 }
 

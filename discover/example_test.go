@@ -3,8 +3,6 @@ package discover_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"log"
 	"os"
 
@@ -30,46 +28,6 @@ func ExampleDiscoverer_Plan() {
 		log.Fatal(err)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(plan) // the same plan as JSON
-}
-
-// Stream a database dump out of its container, e.g. into restic's stdin.
-// The stream only ends with io.EOF when pg_dumpall exited 0.
-func ExampleDiscoverer_ExecStream() {
-	cli, err := discover.NewClient()
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer cli.Close()
-	d, err := discover.New(cli, discover.Options{Self: discover.SelfFromEnv(os.Getenv)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx := context.Background()
-	plan, err := d.Plan(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, t := range plan.Targets {
-		if t.Kind != discover.KindPostgres {
-			continue
-		}
-		creds, err := d.Credentials(ctx, t) // read now, never stored in the plan
-		if err != nil {
-			log.Fatal(err)
-		}
-		// A postgres target is every database and role: pg_dumpall.
-		dump, wait, err := d.ExecStream(ctx, t.Container.ID,
-			[]string{"pg_dumpall", "--username", creds.User}, []string{"PGPASSWORD=" + creds.Password})
-		if err != nil {
-			log.Fatal(err)
-		}
-		n, copyErr := io.Copy(io.Discard, dump) // restic's stdin in real use
-		code, stderrTail, err := wait()
-		if copyErr != nil || err != nil {
-			log.Fatalf("dump of %s failed (status %d): %v\n%s", t.Service, code, err, stderrTail)
-		}
-		fmt.Printf("%s: %d bytes → %s\n", t.Service, n, t.Path)
-	}
 }
 
 // BuildPlan needs no Docker engine: it decides from container data.

@@ -3,17 +3,20 @@ package discover
 import (
 	"path"
 	"strings"
+
+	"github.com/platback/platback/dbengine"
 )
 
 // Kind is what a Target backs up.
 type Kind string
 
-// Target kinds.
+// Target kinds. A database kind is named as its dbengine.Engine, which
+// dumps and restores it.
 const (
 	KindVolume   Kind = "volume"
-	KindPostgres Kind = "postgres"
-	KindMySQL    Kind = "mysql"
-	KindMariaDB  Kind = "mariadb"
+	KindPostgres      = Kind(dbengine.Postgres)
+	KindMySQL         = Kind(dbengine.MySQL)
+	KindMariaDB       = Kind(dbengine.MariaDB)
 )
 
 // Plan is what one backup run will do, as plain data. It holds no secret:
@@ -110,12 +113,14 @@ type MountUser struct {
 }
 
 // DatabaseTarget is the database server a dump Target reads: the dump holds
-// all its databases (and, for postgres, its roles).
+// all its databases (and, for postgres, its roles). Package dbengine dumps
+// and restores it: dbengine.Database{Engine: dbengine.Engine(Engine),
+// ContainerID: t.Container.ID, ContainerName: t.Container.Name}.
 type DatabaseTarget struct {
 	Engine Kind `json:"engine"`
 	// CredentialEnv names the container's environment variables that hold
 	// credentials (plain or *_FILE); their values are read at dump time
-	// (Discoverer.Credentials) and never stored in the plan.
+	// (dbengine.ReadLogin) and never stored in the plan.
 	CredentialEnv []string `json:"credential_env,omitempty"`
 }
 

@@ -5,6 +5,9 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/platback/platback/dbengine"
+	"github.com/platback/platback/internal/ids"
 )
 
 // WriteTable prints the plan for people: one line per target, then what is
@@ -14,7 +17,7 @@ func (p Plan) WriteTable(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "Projects: %s\n", strings.Join(p.Projects, ", "))
 	if p.Self.ContainerID != "" {
-		fmt.Fprintf(ew, "Sidecar:  %s (%s, found by %s)\n", p.Self.ContainerName, short(p.Self.ContainerID), p.Self.FoundBy)
+		fmt.Fprintf(ew, "Sidecar:  %s (%s, found by %s)\n", p.Self.ContainerName, ids.Container(p.Self.ContainerID), p.Self.FoundBy)
 	} else {
 		fmt.Fprintf(ew, "Sidecar:  not in a container (project from %s)\n", orDash(p.Self.ProjectFrom))
 	}
@@ -70,19 +73,12 @@ func notes(t Target) string {
 		}
 	}
 	if d := t.Database; d != nil {
-		n = append(n, dumpNote(d.Engine))
+		n = append(n, dbengine.Engine(d.Engine).DumpContents())
 		if len(d.CredentialEnv) > 0 {
 			n = append(n, "credentials from "+strings.Join(d.CredentialEnv, ","))
 		}
 	}
 	return strings.Join(n, "; ")
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func orDash(s string) string {

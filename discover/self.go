@@ -12,6 +12,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/platback/platback/internal/ids"
 )
 
 // Ways Self finds the sidecar's container (Identity.FoundBy).
@@ -60,14 +62,14 @@ func (d *Discoverer) Self(ctx context.Context) (Identity, error) {
 		if path == "" {
 			path = "/proc/self/mountinfo"
 		}
-		ids, err := readMountInfo(path)
+		mounted, err := readMountInfo(path)
 		switch {
 		case err != nil:
 			tried = append(tried, fmt.Sprintf("could not read %s (%v)", path, err))
-		case len(ids) == 0:
+		case len(mounted) == 0:
 			tried = append(tried, "no /containers/<id>/ path in "+path)
 		}
-		for _, id := range ids {
+		for _, id := range mounted {
 			c, err := d.inspect(ctx, id)
 			if err != nil {
 				return Identity{}, err
@@ -76,7 +78,7 @@ func (d *Discoverer) Self(ctx context.Context) (Identity, error) {
 				found, foundBy = c, FoundByMountInfo
 				break
 			}
-			tried = append(tried, "container "+short(id)+" from "+path+" is unknown to this engine")
+			tried = append(tried, "container "+ids.Container(id)+" from "+path+" is unknown to this engine")
 		}
 	}
 
