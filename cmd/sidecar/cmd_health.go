@@ -225,15 +225,17 @@ func newHealthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "Exit 0 when the daemon's last run succeeded recently (Docker HEALTHCHECK)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(os.Getenv)
+			// Only METRICS_LISTEN and HEALTH_MAX_AGE_FACTOR: no credential
+			// and no secret file at every Docker health check.
+			h, err := config.LoadHealth(os.Getenv)
 			if err != nil {
 				return fmt.Errorf("configuration:\n%w", err)
 			}
-			if cfg.Listen == "" {
+			if h.Listen == "" {
 				return fmt.Errorf("METRICS_LISTEN is empty: the health check needs the daemon's /healthz endpoint")
 			}
 			client := &http.Client{Timeout: 5 * time.Second}
-			resp, err := client.Get(healthURL(cfg.Listen))
+			resp, err := client.Get(healthURL(h.Listen))
 			if err != nil {
 				return fmt.Errorf("health: %w", err)
 			}

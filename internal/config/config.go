@@ -1,7 +1,9 @@
 // Package config reads the sidecar's configuration from environment
 // variables: every variable is declared once in Vars, with its default and
-// documentation (the README table is generated from it), and Load checks them
-// all at start-up, reporting every bad one, not just the first.
+// documentation (the README table is generated from it), and Load reads each
+// once and checks them all at start-up, the credentials' too, reporting every
+// bad one, not just the first. LoadHealth reads only what `sidecar health`
+// needs.
 package config
 
 import (
@@ -75,7 +77,8 @@ const MaxHealthFactor = 1000
 // MaxParallel bounds PLATBACK_PARALLEL.
 const MaxParallel = 16
 
-// Config is the checked configuration.
+// Config is the checked configuration: the sidecar's settings and where
+// each run's credentials come from.
 type Config struct {
 	Repository    string // may be empty when Vault provides it
 	Schedule      schedule.Spec
@@ -100,7 +103,15 @@ type Config struct {
 	WorkerImage   string
 	Parallel      int
 	Restic        string
-	VaultEnabled  bool
+	// Credentials says where each run's credentials come from (Vault or
+	// plain variables), checked: vaultcreds.NewSource builds the source from
+	// it without reading the environment or checking again. Its secret
+	// files were read once by the check and are read again only when used.
+	Credentials vaultcreds.Settings
+	// VaultEnabled is Credentials.UsesVault().
+	//
+	// Deprecated: use Credentials.UsesVault().
+	VaultEnabled bool
 }
 
 // lookup returns the value of v from its name or, failing that, an alias.
@@ -113,8 +124,12 @@ func lookup(getenv func(string) string, v Var) (string, string) {
 	return v.Default, v.Name
 }
 
-// Load reads and checks every variable. The error lists every bad one.
+// Load reads every variable once and checks them all, the credentials'
+// variables too (see vaultcreds.SettingsFromEnv: each secret file is read
+// once, to fail at start-up when it is missing, unreadable or empty). The
+// error lists every bad one.
 func Load(getenv func(string) string) (Config, error) {
+	getenv = readOnce(getenv)
 	vars := map[string]Var{}
 	for _, v := range Vars {
 		vars[v.Name] = v
@@ -152,12 +167,10 @@ func Load(getenv func(string) string) (Config, error) {
 	// The credentials' variables (package vaultcreds) are checked here too,
 	// so that every bad variable is in the one start-up error.
 	// They are listed last.
-	vcfg, verr := vaultcreds.ConfigFromEnv(getenv)
-	c.VaultEnabled = !errors.Is(verr, vaultcreds.ErrNotConfigured)
-	credErr := verr
-	if !c.VaultEnabled {
-		_, credErr = vaultcreds.FromEnv(getenv)
-	}
+	var credErr error
+	c.Credentials, credErr = vaultcreds.SettingsFromEnv(getenv)
+	c.VaultEnabled = c.Credentials.UsesVault()
+	vcfg, vaultOK := c.Credentials.Vault()
 	c.Repository = str("RESTIC_REPOSITORY")
 	switch {
 	case c.Repository != "":
@@ -168,7 +181,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	case !c.VaultEnabled:
 		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
-	case verr == nil && !mapsRepository(vcfg.Fields):
+	case vaultOK && !mapsRepository(vcfg.Fields):
 		errs = append(errs, fmt.Errorf("RESTIC_REPOSITORY is not set and %s=%q maps no field of the Vault secret to it: set RESTIC_REPOSITORY, or add repository=RESTIC_REPOSITORY to %s",
 			vaultcreds.EnvFieldMap, vcfg.Fields.String(), vaultcreds.EnvFieldMap))
 	}
@@ -233,19 +246,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", c.LogFormat, "want text or json")
 	}
-	c.Listen = str("METRICS_LISTEN")
-	if c.Listen != "" {
-		if fix := listenFix(c.Listen); fix != "" {
-			bad("METRICS_LISTEN", c.Listen, fix)
-		}
-	}
-	factor := str("HEALTH_MAX_AGE_FACTOR")
-	var err error
-	// ParseFloat also takes NaN and Inf, which no comparison catches.
-	c.HealthFactor, err = strconv.ParseFloat(factor, 64)
-	if err != nil || !(c.HealthFactor >= 1 && c.HealthFactor <= MaxHealthFactor) {
-		bad("HEALTH_MAX_AGE_FACTOR", factor, "want a number of schedule gaps from 1 to 1000, e.g. 2 (the default)")
-	}
+	h := health(str, bad)
+	c.Listen, c.HealthFactor = h.Listen, h.Factor
 
 	c.LabelPrefix = str("PLATBACK_LABEL_PREFIX")
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, " =,") {
@@ -283,11 +285,82 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		c.Parallel = n
 	}
-	c.Restic = str("PLATBACK_RESTIC")
+	c.Restic = ResticBinary(getenv)
 	if credErr != nil {
 		errs = append(errs, credErr)
 	}
 	return c, errors.Join(errs...)
+}
+
+// readOnce returns getenv remembering each answer: every variable is read
+// from the environment once, however many checks look at it.
+func readOnce(getenv func(string) string) func(string) string {
+	read := map[string]string{}
+	return func(name string) string {
+		v, ok := read[name]
+		if !ok {
+			v = getenv(name)
+			read[name] = v
+		}
+		return v
+	}
+}
+
+// Health is what `sidecar health` needs to ask the daemon.
+type Health struct {
+	Listen string  // METRICS_LISTEN; empty when the endpoint is off
+	Factor float64 // HEALTH_MAX_AGE_FACTOR
+}
+
+// LoadHealth reads and checks METRICS_LISTEN and HEALTH_MAX_AGE_FACTOR only,
+// as Load does: `sidecar health` runs at every Docker health check and reads
+// no credential variable and no secret file, so a secret file briefly
+// missing (a rotation) does not fail the health check.
+func LoadHealth(getenv func(string) string) (Health, error) {
+	var errs []error
+	str := func(name string) string { v, _ := lookup(getenv, varNamed(name)); return strings.TrimSpace(v) }
+	bad := func(name, value, fix string) { errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fix)) }
+	h := health(str, bad)
+	return h, errors.Join(errs...)
+}
+
+// health reads and checks METRICS_LISTEN and HEALTH_MAX_AGE_FACTOR.
+func health(str func(string) string, bad func(name, value, fix string)) Health {
+	var h Health
+	h.Listen = str("METRICS_LISTEN")
+	if h.Listen != "" {
+		if fix := listenFix(h.Listen); fix != "" {
+			bad("METRICS_LISTEN", h.Listen, fix)
+		}
+	}
+	factor := str("HEALTH_MAX_AGE_FACTOR")
+	var err error
+	// ParseFloat also takes NaN and Inf, which no comparison catches.
+	h.Factor, err = strconv.ParseFloat(factor, 64)
+	if err != nil || !(h.Factor >= 1 && h.Factor <= MaxHealthFactor) {
+		bad("HEALTH_MAX_AGE_FACTOR", factor, "want a number of schedule gaps from 1 to 1000, e.g. 2 (the default)")
+	}
+	return h
+}
+
+// ResticBinary is PLATBACK_RESTIC, or its default: for the commands that
+// run restic without loading the whole configuration (version, worker).
+func ResticBinary(getenv func(string) string) string {
+	v, _ := lookup(getenv, varNamed("PLATBACK_RESTIC"))
+	if v = strings.TrimSpace(v); v == "" {
+		return varNamed("PLATBACK_RESTIC").Default
+	}
+	return v
+}
+
+// varNamed returns the declaration of the variable name in Vars.
+func varNamed(name string) Var {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v
+		}
+	}
+	panic("config: no variable " + name + " in Vars")
 }
 
 // policy reads RESTIC_KEEP_*; with none set it is backup.DefaultPolicy().

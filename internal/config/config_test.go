@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/vaultcreds"
 )
 
 // env is an environment with kv and, unless kv names it (empty to unset
@@ -286,4 +287,72 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	assert.Contains(t, string(readme), MarkdownTable(), "paste config.MarkdownTable() into README.md")
+}
+
+// Load holds where the credentials come from, checked: the source is built
+// from it (vaultcreds.NewSource) without reading the environment again.
+func TestLoadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	require.NoError(t, os.WriteFile(pw, []byte("pw\n"), 0o600))
+	vault := map[string]string{"VAULT_ADDR": "https://vault.internal:8200", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s",
+		"VAULT_SECRET_PATH": "ansible/data/stackback_app", "RESTIC_PASSWORD": ""}
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, s vaultcreds.Settings)
+	}{
+		{"plain password", map[string]string{"RESTIC_REPOSITORY": "/srv/repo"}, func(t *testing.T, s vaultcreds.Settings) {
+			assert.False(t, s.UsesVault())
+			p, ok := s.Plain()
+			require.True(t, ok)
+			assert.Equal(t, vaultcreds.PlainConfig{ResticPassword: "test-password", ResticRepository: "/srv/repo"}, p)
+		}},
+		{"plain files", map[string]string{"RESTIC_REPOSITORY": "/srv/repo", "RESTIC_PASSWORD": "", "RESTIC_PASSWORD_FILE": pw,
+			"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY_FILE": pw}, func(t *testing.T, s vaultcreds.Settings) {
+			p, ok := s.Plain()
+			require.True(t, ok)
+			assert.Equal(t, vaultcreds.PlainConfig{ResticPasswordFile: pw, AWSAccessKeyID: "AK", AWSSecretAccessKeyFile: pw, ResticRepository: "/srv/repo"}, p)
+		}},
+		{"vault", vault, func(t *testing.T, s vaultcreds.Settings) {
+			assert.True(t, s.UsesVault())
+			cfg, ok := s.Vault()
+			require.True(t, ok)
+			assert.Equal(t, "https://vault.internal:8200", cfg.Address)
+			assert.Equal(t, vaultcreds.SecretLocation{Mount: "ansible", Path: "stackback_app", KVVersion: 2}, cfg.Secret)
+			assert.Equal(t, vaultcreds.DefaultFieldMap(), cfg.Fields)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			require.NoError(t, err)
+			tt.check(t, c.Credentials)
+			assert.Equal(t, c.Credentials.UsesVault(), c.VaultEnabled)
+			src, err := vaultcreds.NewSource(c.Credentials)
+			require.NoError(t, err)
+			require.NoError(t, src.Close(t.Context()))
+		})
+	}
+
+	// With a bad credentials' variable the Config still says which source
+	// was meant (for the RESTIC_REPOSITORY message), and holds no usable one.
+	bad := maps.Clone(vault)
+	bad["VAULT_ADDR"] = ""
+	c, err := Load(env(bad))
+	require.ErrorContains(t, err, "VAULT_ADDR: not set")
+	assert.NotContains(t, err.Error(), "RESTIC_REPOSITORY is not set")
+	assert.True(t, c.Credentials.UsesVault())
+	_, err = vaultcreds.NewSource(c.Credentials)
+	require.ErrorIs(t, err, vaultcreds.ErrInvalidConfig)
+}
+
+// The restic binary for commands that load nothing else (version, worker).
+func TestResticBinary(t *testing.T) {
+	for in, want := range map[string]string{"": "restic", "  ": "restic", "/usr/local/bin/restic": "/usr/local/bin/restic", " /opt/restic ": "/opt/restic"} {
+		assert.Equal(t, want, ResticBinary(env(map[string]string{"PLATBACK_RESTIC": in})), "%q", in)
+		c, err := Load(env(map[string]string{"RESTIC_REPOSITORY": "/srv/repo", "PLATBACK_RESTIC": in}))
+		require.NoError(t, err)
+		assert.Equal(t, want, c.Restic, "Load agrees for %q", in)
+	}
 }
