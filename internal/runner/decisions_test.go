@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,4 +203,22 @@ func TestRunDecisions(t *testing.T) {
 		assert.ErrorIs(t, res.Err, context.Canceled)
 		assert.Empty(t, steps.forgotten, "no retention after an interrupted run")
 	})
+}
+
+// A result read back from JSON (the last-run file, run-once --json) still
+// matches backup's sentinel errors.
+func TestResultErrorsSurviveJSON(t *testing.T) {
+	res := Result{Start: time.Now(), Err: fmt.Errorf("open: %w", backup.ErrWrongPassword), Targets: []TargetResult{
+		{Path: "/volumes/app/data", Err: fmt.Errorf("worker: %w", backup.ErrLocked)},
+		{Path: "/volumes/app/ok"},
+	}}
+	raw, err := json.Marshal(res)
+	require.NoError(t, err)
+	var back Result
+	require.NoError(t, json.Unmarshal(raw, &back))
+	assert.ErrorIs(t, back.Err, backup.ErrWrongPassword)
+	assert.ErrorIs(t, back.Targets[0].Err, backup.ErrLocked)
+	assert.EqualError(t, back.Targets[0].Err, "worker: "+backup.ErrLocked.Error())
+	assert.NoError(t, back.Targets[1].Err)
+	assert.False(t, back.OK())
 }

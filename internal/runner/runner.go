@@ -28,6 +28,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/errkind"
 	"github.com/platback/platback/internal/ids"
 	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/internal/runlock"
@@ -125,8 +126,34 @@ type TargetResult struct {
 	Changed    uint64        `json:"files_changed"`
 	BytesAdded uint64        `json:"bytes_added"`
 	Duration   time.Duration `json:"duration"`
-	Err        error         `json:"-"`
-	Error      string        `json:"error,omitempty"`
+	// Err is the target's error; in JSON it is "error" with "error_kind"
+	// (package errkind), so a result read back still matches backup's
+	// sentinel errors.
+	Err       error  `json:"-"`
+	Error     string `json:"error,omitempty"`
+	ErrorKind string `json:"error_kind,omitempty"`
+}
+
+// MarshalJSON writes Err as "error" and "error_kind".
+func (t TargetResult) MarshalJSON() ([]byte, error) {
+	type plain TargetResult
+	p := plain(t)
+	if t.Err != nil {
+		p.Error, p.ErrorKind = t.Err.Error(), errkind.Of(t.Err)
+	}
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON rebuilds Err from "error" and "error_kind".
+func (t *TargetResult) UnmarshalJSON(b []byte) error {
+	type plain TargetResult
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*t = TargetResult(p)
+	t.Err = errkind.New(t.Error, t.ErrorKind)
+	return nil
 }
 
 // Result is a whole run's outcome.
@@ -138,8 +165,33 @@ type Result struct {
 	Retention []string       `json:"retention_errors,omitempty"`
 	Check     string         `json:"check_error,omitempty"`
 	Warnings  []string       `json:"warnings,omitempty"`
-	Err       error          `json:"-"`
-	Error     string         `json:"error,omitempty"`
+	// Err is the run's own error (not a target's): in JSON "error" and
+	// "error_kind", as TargetResult.Err.
+	Err       error  `json:"-"`
+	Error     string `json:"error,omitempty"`
+	ErrorKind string `json:"error_kind,omitempty"`
+}
+
+// MarshalJSON writes Err as "error" and "error_kind".
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	p := plain(r)
+	if r.Err != nil {
+		p.Error, p.ErrorKind = r.Err.Error(), errkind.Of(r.Err)
+	}
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON rebuilds Err from "error" and "error_kind".
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type plain Result
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*r = Result(p)
+	r.Err = errkind.New(r.Error, r.ErrorKind)
+	return nil
 }
 
 // OK is true when the run backed up at least one target and everything succeeded.

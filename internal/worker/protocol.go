@@ -9,13 +9,13 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/errkind"
 )
 
 // OwnerLabel holds the owner of a worker's restic locks (Request.Owner),
@@ -66,59 +66,20 @@ type Response struct {
 	Duration time.Duration         `json:"duration"`
 	Error    string                `json:"error,omitempty"`
 	// Kind names the backup sentinel error the worker's error matched
-	// (see errorKinds), so errors.Is works across the container boundary.
+	// (package errkind), so errors.Is works across the container boundary.
 	Kind   string   `json:"kind,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 }
 
-// errorKinds are the backup errors a Response carries by name.
-var errorKinds = map[string]error{
-	"partial":        backup.ErrPartialBackup,
-	"repo-not-found": backup.ErrRepoNotFound,
-	"wrong-password": backup.ErrWrongPassword,
-	"locked":         backup.ErrLocked,
-	"interrupted":    backup.ErrInterrupted,
-	"no-summary":     backup.ErrNoSummary,
-	"bucket-missing": backup.ErrBucketMissing,
-	"access-denied":  backup.ErrAccessDenied,
-	"unsupported":    backup.ErrUnsupportedRestic,
-	"bad-url":        backup.ErrBadURL,
-	"removes-all":    backup.ErrPolicyRemovesAll,
-	"init-race":      backup.ErrInitRace,
-}
-
 // failed fills the error fields of a Response from err.
 func (r *Response) failed(err error) {
-	r.Error = err.Error()
-	for name, sentinel := range errorKinds {
-		if errors.Is(err, sentinel) {
-			r.Kind = name
-			return
-		}
-	}
+	r.Error, r.Kind = err.Error(), errkind.Of(err)
 }
 
 // Err turns a Response's error back into an error that matches the backup
 // sentinel the worker's error matched (errors.Is), e.g.
 // backup.ErrPartialBackup for a partial backup.
-func (r Response) Err() error {
-	if r.Error == "" {
-		return nil
-	}
-	if sentinel, ok := errorKinds[r.Kind]; ok {
-		return &remoteError{msg: r.Error, sentinel: sentinel}
-	}
-	return errors.New(r.Error)
-}
-
-// remoteError is a worker's error text that matches its sentinel.
-type remoteError struct {
-	msg      string
-	sentinel error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
+func (r Response) Err() error { return errkind.New(r.Error, r.Kind) }
 
 // Serve is the worker's side: read a Request from in, run it with the
 // restic binary, write a Response to out. Logs go to logOut. The sidecar
