@@ -111,6 +111,17 @@ func TestCrashRecovery(t *testing.T) {
 		}()
 		return done
 	}
+	// restartSidecar starts the killed sidecar and waits until the daemon
+	// has cleaned up under the run lock and let it go ("sidecar started").
+	restartSidecar := func(t *testing.T) {
+		t.Helper()
+		before := strings.Count(containerLogs(t, cli, side), `"msg":"sidecar started"`)
+		_, err := cli.ContainerStart(ctx, side, client.ContainerStartOptions{})
+		require.NoError(t, err)
+		waitFor(t, time.Minute, "the restarted sidecar's daemon to start", func() bool {
+			return strings.Count(containerLogs(t, cli, side), `"msg":"sidecar started"`) > before
+		})
+	}
 	// nextRunSucceedsAtOnce: the run after a crash needs no wait for a lock.
 	nextRunSucceedsAtOnce := func(t *testing.T) {
 		t.Helper()
@@ -137,8 +148,7 @@ func TestCrashRecovery(t *testing.T) {
 		_, err := cli.ContainerKill(ctx, side, client.ContainerKillOptions{Signal: "KILL"})
 		require.NoError(t, err)
 		<-done
-		_, err = cli.ContainerStart(ctx, side, client.ContainerStartOptions{})
-		require.NoError(t, err)
+		restartSidecar(t)
 		waitFor(t, time.Minute, "the restarted sidecar to restart the app and remove the worker", func() bool {
 			_, err := cli.ContainerInspect(ctx, w, client.ContainerInspectOptions{})
 			return running(app) && err != nil
@@ -164,8 +174,7 @@ func TestCrashRecovery(t *testing.T) {
 		assert.Equal(t, 0, ins.Container.State.ExitCode)
 		assert.False(t, running(app), "the app stays stopped while its sidecar is down (hence the restart policy)")
 
-		_, err = cli.ContainerStart(ctx, side, client.ContainerStartOptions{})
-		require.NoError(t, err)
+		restartSidecar(t)
 		waitFor(t, time.Minute, "the restarted sidecar to restart the app", func() bool { return running(app) })
 		assert.Equal(t, before, snapshots(t), "the worker saved nothing after its sidecar died")
 		assert.Empty(t, locks(t), "its restic removed its own lock")
@@ -193,8 +202,7 @@ func TestCrashRecovery(t *testing.T) {
 		_, err := cli.ContainerKill(ctx, side, client.ContainerKillOptions{Signal: "KILL"})
 		require.NoError(t, err)
 		<-done
-		_, err = cli.ContainerStart(ctx, side, client.ContainerStartOptions{})
-		require.NoError(t, err)
+		restartSidecar(t)
 		waitFor(t, time.Minute, "the restarted sidecar to restart the app and remove the worker", func() bool {
 			_, err := cli.ContainerInspect(ctx, w, client.ContainerInspectOptions{})
 			return running(app) && err != nil
