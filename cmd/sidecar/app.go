@@ -30,12 +30,12 @@ type app struct {
 // newApp checks the whole configuration first: a bad variable stops the
 // sidecar at start-up with a message naming it.
 func newApp(ctx context.Context) (*app, error) {
-	cfg, err := config.Load(os.Getenv)
+	cfg, err := config.Load(config.Env(os.LookupEnv))
 	if err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(os.Stderr, cfg)
-	creds, err := vaultcreds.SourceFromEnv(os.Getenv, vaultcreds.WithLogger(log))
+	creds, err := vaultcreds.NewSource(cfg.Credentials, vaultcreds.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}

@@ -227,7 +227,7 @@ func newHealthCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Only METRICS_LISTEN and HEALTH_MAX_AGE_FACTOR: no credential
 			// and no secret file at every Docker health check.
-			h, err := config.LoadHealth(os.Getenv)
+			h, err := config.LoadHealth(config.Env(os.LookupEnv))
 			if err != nil {
 				return fmt.Errorf("configuration:\n%w", err)
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/platback/platback/internal/config"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -17,10 +19,7 @@ func newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the platback, restic and Go versions",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			restic := os.Getenv("PLATBACK_RESTIC")
-			if restic == "" {
-				restic = "restic"
-			}
+			restic := config.ResticBinary(os.Getenv)
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, restic, "version").Output()

@@ -13,6 +13,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/dbengine"
 	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/config"
 	"github.com/platback/platback/internal/worker"
 )
 
@@ -24,10 +25,7 @@ func newWorkerCmd() *cobra.Command {
 		Short:  "Run one job sent on stdin (started by the sidecar in a worker container)",
 		Hidden: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			restic := os.Getenv("PLATBACK_RESTIC")
-			if restic == "" {
-				restic = "restic"
-			}
+			restic := config.ResticBinary(os.Getenv)
 			return worker.Serve(cmd.Context(), os.Stdin, os.Stdout, os.Stderr, restic)
 		},
 	}

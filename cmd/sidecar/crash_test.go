@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -253,24 +252,12 @@ func waitForWorker(t *testing.T, cli *client.Client, identity string) string {
 }
 
 // execSplitNoFail runs a command in a container and returns its exit code
-// (-1 when it could not be read, e.g. the container was killed) and output.
+// (-1 when it could not be followed to its end, e.g. the container was
+// killed) and output.
 func execSplitNoFail(cli *client.Client, id string, cmd ...string) (int, string, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	r, err := dockerbed.TryExec(context.Background(), cli, id, dockerbed.ExecOptions{Timeout: 10 * time.Minute}, cmd...)
 	if err != nil {
-		return -1, "", err.Error()
+		return -1, r.Stdout, r.Stderr + err.Error()
 	}
-	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-	if err != nil {
-		return -1, "", err.Error()
-	}
-	defer att.Close()
-	var stdout, stderr strings.Builder
-	_, _ = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
-	ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-	if err != nil || ins.Running {
-		return -1, stdout.String(), stderr.String()
-	}
-	return ins.ExitCode, stdout.String(), stderr.String()
+	return r.ExitCode, r.Stdout, r.Stderr
 }

@@ -84,24 +84,8 @@ func execIn(t *testing.T, cli *client.Client, id string, env []string, cmd ...st
 // execSplit runs cmd in a container and returns its exit code, stdout and stderr.
 func execSplit(t *testing.T, cli *client.Client, id string, env []string, cmd ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true})
-	require.NoError(t, err)
-	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-	require.NoError(t, err)
-	defer att.Close()
-	var stdout, stderr bytes.Buffer
-	_, err = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
-	require.NoError(t, err)
-	for {
-		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-		require.NoError(t, err)
-		if !ins.Running {
-			return ins.ExitCode, stdout.String(), stderr.String()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	r := dockerbed.ExecWith(t, cli, id, dockerbed.ExecOptions{Env: env, Timeout: 10 * time.Minute}, cmd...)
+	return r.ExitCode, r.Stdout, r.Stderr
 }
 
 func containerLogs(t *testing.T, cli *client.Client, id string) string {

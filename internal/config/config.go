@@ -53,7 +53,7 @@ var Vars = []Var{
 	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
 	{Name: "LOG_LEVEL", Default: "info", Doc: "`debug`, `info`, `warn` or `error`."},
 	{Name: "LOG_FORMAT", Default: "text", Doc: "`text` or `json`."},
-	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address (`host:port` or `:port`) of the HTTP endpoint serving `/metrics` and `/healthz`; empty turns it off. `sidecar health` asks this host, or 127.0.0.1 when the host is empty, `0.0.0.0` or `::`."},
+	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address (`host:port` or `:port`) of the HTTP endpoint serving `/metrics` and `/healthz`; empty or `off` turns it off. `sidecar health` asks this host, or 127.0.0.1 when the host is empty, `0.0.0.0` or `::`."},
 	{Name: "HEALTH_MAX_AGE_FACTOR", Default: "2", Doc: "`sidecar health` fails when no run has succeeded for this many schedule gaps after the start of the last successful run (or of the sidecar): 1 to 1000, fractions allowed. Each gap between two consecutive scheduled runs counts as one whatever its length, so a weekday, monthly or December-only schedule stays healthy through its long gaps; with `2` it fails once the second scheduled run after the last success is due, so one missed run, or a run in progress, does not count against it."},
 	{Name: "PLATBACK_LABEL_PREFIX", Default: discover.DefaultLabelPrefix, Doc: "prefix of the backup labels."},
 	{Name: "PLATBACK_PROJECT", Doc: "compose project to back up; needed outside a container, overrides detection inside one."},
@@ -108,10 +108,23 @@ type Config struct {
 	// it without reading the environment or checking again. Its secret
 	// files were read once by the check and are read again only when used.
 	Credentials vaultcreds.Settings
-	// VaultEnabled is Credentials.UsesVault().
-	//
-	// Deprecated: use Credentials.UsesVault().
-	VaultEnabled bool
+}
+
+// Off is the value of METRICS_LISTEN that turns the endpoint off; Env
+// gives it for a METRICS_LISTEN that is set and empty.
+const Off = "off"
+
+// Env adapts os.LookupEnv to Load's getenv: the variables for which an
+// empty value means something (METRICS_LISTEN: off) read as Off when they
+// are set and empty, where os.Getenv could not tell them from unset.
+func Env(lookup func(string) (string, bool)) func(string) string {
+	return func(name string) string {
+		v, ok := lookup(name)
+		if ok && strings.TrimSpace(v) == "" && name == "METRICS_LISTEN" {
+			return Off
+		}
+		return v
+	}
 }
 
 // lookup returns the value of v from its name or, failing that, an alias.
@@ -169,7 +182,6 @@ func Load(getenv func(string) string) (Config, error) {
 	// They are listed last.
 	var credErr error
 	c.Credentials, credErr = vaultcreds.SettingsFromEnv(getenv)
-	c.VaultEnabled = c.Credentials.UsesVault()
 	vcfg, vaultOK := c.Credentials.Vault()
 	c.Repository = str("RESTIC_REPOSITORY")
 	switch {
@@ -179,7 +191,7 @@ func Load(getenv func(string) string) (Config, error) {
 			// ParseLocation's error show it redacted.
 			bad("RESTIC_REPOSITORY", backup.RedactURL(c.Repository), err.Error())
 		}
-	case !c.VaultEnabled:
+	case !c.Credentials.UsesVault():
 		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
 	case vaultOK && !mapsRepository(vcfg.Fields):
 		errs = append(errs, fmt.Errorf("RESTIC_REPOSITORY is not set and %s=%q maps no field of the Vault secret to it: set RESTIC_REPOSITORY, or add repository=RESTIC_REPOSITORY to %s",
@@ -328,6 +340,9 @@ func LoadHealth(getenv func(string) string) (Health, error) {
 func health(str func(string) string, bad func(name, value, fix string)) Health {
 	var h Health
 	h.Listen = str("METRICS_LISTEN")
+	if strings.EqualFold(h.Listen, Off) {
+		h.Listen = ""
+	}
 	if h.Listen != "" {
 		if fix := listenFix(h.Listen); fix != "" {
 			bad("METRICS_LISTEN", h.Listen, fix)

@@ -328,7 +328,6 @@ func TestLoadCredentials(t *testing.T) {
 			c, err := Load(env(tt.env))
 			require.NoError(t, err)
 			tt.check(t, c.Credentials)
-			assert.Equal(t, c.Credentials.UsesVault(), c.VaultEnabled)
 			src, err := vaultcreds.NewSource(c.Credentials)
 			require.NoError(t, err)
 			require.NoError(t, src.Close(t.Context()))
@@ -354,5 +353,38 @@ func TestResticBinary(t *testing.T) {
 		c, err := Load(env(map[string]string{"RESTIC_REPOSITORY": "/srv/repo", "PLATBACK_RESTIC": in}))
 		require.NoError(t, err)
 		assert.Equal(t, want, c.Restic, "Load agrees for %q", in)
+	}
+}
+
+// METRICS_LISTEN set and empty turns the endpoint off (os.Getenv alone
+// cannot tell it from unset, which means the default :9095).
+func TestMetricsListenEmptyTurnsItOff(t *testing.T) {
+	base := map[string]string{"RESTIC_REPOSITORY": "/srv/restic", "RESTIC_PASSWORD": "pw"}
+	lookup := func(extra map[string]string) func(string) (string, bool) {
+		return func(name string) (string, bool) {
+			if v, ok := extra[name]; ok {
+				return v, true
+			}
+			v, ok := base[name]
+			return v, ok
+		}
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"unset":      {nil, ":9095"},
+		"set empty":  {map[string]string{"METRICS_LISTEN": ""}, ""},
+		"off":        {map[string]string{"METRICS_LISTEN": "off"}, ""},
+		"an address": {map[string]string{"METRICS_LISTEN": "127.0.0.1:9101"}, "127.0.0.1:9101"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(Env(lookup(tc.env)))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.Listen)
+			h, err := LoadHealth(Env(lookup(tc.env)))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, h.Listen)
+		})
 	}
 }

@@ -9,6 +9,9 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
+
+	"github.com/platback/platback/internal/ids"
+	"github.com/platback/platback/internal/testbed/dockerbed"
 )
 
 // DefaultReadyTimeout bounds WaitReady when ctx has no deadline. A first
@@ -50,7 +53,7 @@ func WaitReady(ctx context.Context, cli *client.Client, containerID string, engi
 	for {
 		ins, err := cli.ContainerInspect(ctx, containerID, client.ContainerInspectOptions{})
 		if err != nil {
-			return fmt.Errorf("dbimage: inspect %s: %w", short(containerID), err)
+			return fmt.Errorf("dbimage: inspect %s: %w", ids.Container(containerID), err)
 		}
 		if st := ins.Container.State; st == nil || !st.Running {
 			code := -1
@@ -58,9 +61,9 @@ func WaitReady(ctx context.Context, cli *client.Client, containerID string, engi
 				code = st.ExitCode
 			}
 			return fmt.Errorf("dbimage: %s container %s is not running (exit code %d)\nlog tail:\n%s",
-				engine, short(containerID), code, LogTail(cli, containerID, 40))
+				engine, ids.Container(containerID), code, LogTail(cli, containerID, 40))
 		}
-		res, err := execIn(ctx, cli, containerID, check)
+		res, err := dockerbed.TryExec(ctx, cli, containerID, dockerbed.ExecOptions{Timeout: time.Minute}, check...)
 		switch {
 		case err == nil && res.ExitCode == 0:
 			return nil
@@ -72,7 +75,7 @@ func WaitReady(ctx context.Context, cli *client.Client, containerID string, engi
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("dbimage: %s container %s not ready after %s (last check: %s)\nlog tail:\n%s",
-				engine, short(containerID), time.Since(start).Round(time.Second), last, LogTail(cli, containerID, 40))
+				engine, ids.Container(containerID), time.Since(start).Round(time.Second), last, LogTail(cli, containerID, 40))
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
@@ -95,50 +98,4 @@ func LogTail(cli *client.Client, containerID string, lines int) string {
 		fmt.Fprintf(&buf, "(log cut: %v)", err)
 	}
 	return buf.String()
-}
-
-// execResult is what a command run in a container produced.
-type execResult struct {
-	Stdout, Stderr string
-	ExitCode       int
-}
-
-// execIn runs cmd in a running container and collects its output in
-// memory.
-func execIn(ctx context.Context, cli *client.Client, id string, cmd []string) (execResult, error) {
-	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return execResult{}, fmt.Errorf("exec %q: %w", cmd, err)
-	}
-	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-	if err != nil {
-		return execResult{}, fmt.Errorf("attach exec %q: %w", cmd, err)
-	}
-	defer att.Close()
-	var out, errOut bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
-		return execResult{}, fmt.Errorf("read exec %q: %w", cmd, err)
-	}
-	// The stream ends as the process exits; the exit code may lag a moment.
-	for {
-		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-		if err != nil {
-			return execResult{}, fmt.Errorf("inspect exec %q: %w", cmd, err)
-		}
-		if !ins.Running {
-			return execResult{Stdout: out.String(), Stderr: errOut.String(), ExitCode: ins.ExitCode}, nil
-		}
-		select {
-		case <-ctx.Done():
-			return execResult{}, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -147,47 +147,76 @@ func Volume(tb testing.TB, cli *client.Client, name string, labels map[string]st
 	return res.Volume
 }
 
-// ExecResult is what a command run by Exec produced.
+// ExecResult is what a command run in a container produced.
 type ExecResult struct {
 	Stdout, Stderr string
 	ExitCode       int
 }
 
-// Exec runs cmd in a running container, collects its output in memory
-// (small outputs only) and fails the test on an API error (not on a non-zero
-// exit code).
-func Exec(tb testing.TB, cli *client.Client, id string, cmd ...string) ExecResult {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// Output is stdout followed by stderr.
+func (r ExecResult) Output() string { return r.Stdout + r.Stderr }
+
+// ExecOptions adjust TryExec.
+type ExecOptions struct {
+	Env     []string      // extra KEY=VALUE for the command
+	Timeout time.Duration // default 1 minute
+}
+
+// TryExec runs cmd in a running container through the exec API and
+// collects its output. Its error means the command could not be run or
+// followed to its end (a killed container, the timeout); a non-zero exit
+// is ExecResult.ExitCode, not an error. The one exec loop of the test bed.
+func TryExec(ctx context.Context, cli *client.Client, id string, o ExecOptions, cmd ...string) (ExecResult, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, Env: o.Env, AttachStdout: true, AttachStderr: true})
 	if err != nil {
-		tb.Fatalf("dockerbed: exec %q in %s: %v", cmd, id, err)
+		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", cmd, id, err)
 	}
 	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
-		tb.Fatalf("dockerbed: attach exec %q in %s: %v", cmd, id, err)
+		return ExecResult{}, fmt.Errorf("attach exec %q in %s: %w", cmd, id, err)
 	}
 	defer att.Close()
 	var out, errOut bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
-		tb.Fatalf("dockerbed: read exec %q in %s: %v", cmd, id, err)
+		return ExecResult{Stdout: out.String(), Stderr: errOut.String()}, fmt.Errorf("read exec %q in %s: %w", cmd, id, err)
 	}
 	// The stream ends as the process exits; the exit code may lag a moment.
 	for {
 		ins, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 		if err != nil {
-			tb.Fatalf("dockerbed: inspect exec %q in %s: %v", cmd, id, err)
+			return ExecResult{Stdout: out.String(), Stderr: errOut.String()}, fmt.Errorf("inspect exec %q in %s: %w", cmd, id, err)
 		}
 		if !ins.Running {
-			return ExecResult{Stdout: out.String(), Stderr: errOut.String(), ExitCode: ins.ExitCode}
+			return ExecResult{Stdout: out.String(), Stderr: errOut.String(), ExitCode: ins.ExitCode}, nil
 		}
 		select {
 		case <-ctx.Done():
-			tb.Fatalf("dockerbed: exec %q in %s still running after its output ended", cmd, id)
+			return ExecResult{Stdout: out.String(), Stderr: errOut.String()}, fmt.Errorf("exec %q in %s still running after its output ended", cmd, id)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Exec is TryExec for tests: it fails the test when the command could not
+// be run or followed to its end.
+func Exec(tb testing.TB, cli *client.Client, id string, cmd ...string) ExecResult {
+	tb.Helper()
+	return ExecWith(tb, cli, id, ExecOptions{}, cmd...)
+}
+
+// ExecWith is Exec with options.
+func ExecWith(tb testing.TB, cli *client.Client, id string, o ExecOptions, cmd ...string) ExecResult {
+	tb.Helper()
+	r, err := TryExec(context.Background(), cli, id, o, cmd...)
+	if err != nil {
+		tb.Fatalf("dockerbed: %v", err)
+	}
+	return r
 }
 
 // Helper returns the command line running pbhelper with ops ("do" mode).
