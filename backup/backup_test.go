@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,65 +18,6 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/internal/testbed"
 )
-
-// makeTree writes a tree with the awkward cases: empty files and dirs,
-// symlinks (one dangling), unicode names and one large random file.
-func makeTree(t *testing.T, dir string, bigSize int) {
-	t.Helper()
-	write := func(rel string, data []byte) {
-		p := filepath.Join(dir, rel)
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		require.NoError(t, os.WriteFile(p, data, 0o640))
-	}
-	write("empty", nil)
-	write("docs/readme.txt", []byte("hello platback\n"))
-	write("über/naïve – 文件 😀.txt", []byte("unicode names\n"))
-	write("deep/a/b/c/d/e.conf", bytes.Repeat([]byte("line\n"), 1000))
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "empty-dir"), 0o755))
-	require.NoError(t, os.Symlink("docs/readme.txt", filepath.Join(dir, "link-to-readme")))
-	require.NoError(t, os.Symlink("/nonexistent/target", filepath.Join(dir, "dangling")))
-	big := make([]byte, bigSize)
-	rng := rand.NewChaCha8([32]byte{1, 2, 3})
-	_, _ = rng.Read(big)
-	write("data/big.bin", big)
-}
-
-// treeDigest describes every entry of a tree: type, mode, and content hash
-// or link target.
-func treeDigest(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = "link " + target
-		case d.IsDir():
-			out[rel] = fmt.Sprintf("dir %v", info.Mode().Perm())
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			out[rel] = fmt.Sprintf("file %v %s", info.Mode().Perm(), hex.EncodeToString(sum[:]))
-		}
-		return nil
-	})
-	require.NoError(t, err)
-	return out
-}
 
 // repoURLs are the two repository kinds every round trip runs on.
 func repoURLs(t *testing.T) map[string]string {
@@ -103,7 +40,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 
 			src := t.TempDir()
-			makeTree(t, src, 50<<20)
+			testbed.MakeTree(t, src, 50<<20)
 			first, err := r.Backup(ctx, []string{src}, backup.BackupOptions{Tags: []string{"kind=volume"}})
 			require.NoError(t, err)
 			assert.Len(t, first.SnapshotID, 64)
@@ -130,7 +67,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 			sum, err := r.Restore(ctx, "latest", target, backup.RestoreOptions{Filter: backup.Filter{Tags: []string{"kind=volume"}}, Verify: true})
 			require.NoError(t, err)
 			assert.GreaterOrEqual(t, sum.FilesRestored, uint64(5), "files, dirs and links")
-			assert.Equal(t, treeDigest(t, src), treeDigest(t, filepath.Join(target, src)))
+			assert.Equal(t, testbed.TreeDigest(t, src), testbed.TreeDigest(t, filepath.Join(target, src)))
 
 			require.NoError(t, r.Check(ctx, backup.CheckOptions{ReadDataSubset: "10%"}))
 			require.NoError(t, r.Unlock(ctx))

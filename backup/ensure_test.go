@@ -283,12 +283,12 @@ func TestEnsureRepoConcurrentProcesses(t *testing.T) {
 	})
 }
 
-// assertNoSecrets fails when text holds any secret.
+// assertNoSecrets fails when text holds any secret, in any form.
 func assertNoSecrets(t *testing.T, text string, secrets ...string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Errorf("secret %q leaked into: %s", s[:2]+"…", text)
-		}
+	named := map[string]string{}
+	for i, s := range secrets {
+		named[fmt.Sprintf("#%d", i+1)] = s
 	}
+	testbed.AssertNoSecret(t, "text", text, named)
 }

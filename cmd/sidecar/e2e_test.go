@@ -471,11 +471,7 @@ func planTable(t *testing.T, cli *client.Client, side string) string {
 
 func assertNoSecret(t *testing.T, where, text string, secrets map[string]string) {
 	t.Helper()
-	for name, v := range secrets {
-		if strings.Contains(text, v) {
-			t.Errorf("the %s secret appears in the %s", name, where)
-		}
-	}
+	testbed.AssertNoSecret(t, where, text, secrets)
 }
 
 func get(url string) string {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -409,43 +408,12 @@ func (c *leakCheck) summary(took time.Duration) {
 	}
 }
 
-// leakForms is value as it could appear: itself, URL-encoded (query and
-// path), JSON-escaped, hex, and base64 (standard and URL alphabets) at any
-// alignment inside a longer encoded text.
+// leakForms is value as it could appear (testbed.SecretForms), as (how,
+// needle) pairs.
 func leakForms(value string) [][2]string {
 	var forms [][2]string
-	add := func(how, needle string) {
-		if len(needle) < 8 {
-			return
-		}
-		for _, f := range forms {
-			if f[1] == needle {
-				return
-			}
-		}
-		forms = append(forms, [2]string{how, needle})
-	}
-	add("plain", value)
-	add("URL-encoded", url.QueryEscape(value))
-	add("URL-path-encoded", url.PathEscape(value))
-	j, _ := json.Marshal(value)
-	add("JSON", string(j[1:len(j)-1]))
-	add("JSON with escaped slashes", strings.ReplaceAll(string(j[1:len(j)-1]), "/", `\/`))
-	add("hex", hex.EncodeToString([]byte(value)))
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-		for k := range 3 {
-			// After k bytes of anything, the value's own characters start
-			// at the second 4-character group and end with its last full one.
-			b := append(make([]byte, k), value...)
-			s := enc.EncodeToString(b)
-			start, end := 0, len(b)/3*4
-			if k > 0 {
-				start = 4
-			}
-			if end-start >= 12 {
-				add("base64", s[start:end])
-			}
-		}
+	for _, f := range testbed.SecretForms(value) {
+		forms = append(forms, [2]string{f.How, f.Needle})
 	}
 	return forms
 }

@@ -4,11 +4,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -65,7 +62,7 @@ func run() error {
 	fmt.Printf("demo: %s — bucket created: %v, repository initialised: %v\n", repoURL, res.BucketCreated, res.Initialized)
 
 	src := filepath.Join(dir, "app-data")
-	if err := writeSample(src); err != nil {
+	if err := testbed.WriteTree(src, 3<<20); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -79,53 +76,9 @@ func run() error {
 	if _, err := repo.Restore(ctx, "latest", target, backup.RestoreOptions{Filter: backup.Filter{Tags: []string{"kind=volume"}}}); err != nil {
 		return err
 	}
-	return compareTrees(src, filepath.Join(target, src))
-}
-
-// writeSample writes a few files of different sizes, including a symlink.
-func writeSample(dir string) error {
-	for name, size := range map[string]int{"config.json": 200, "uploads/photo.jpg": 3 << 20, "db/empty": 0, "übersicht.txt": 50} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		data := make([]byte, size)
-		_, _ = rand.Read(data)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return err
-		}
+	if err := testbed.SameTree(src, filepath.Join(target, src)); err != nil {
+		return fmt.Errorf("the restore differs from the original: %w", err)
 	}
-	return os.Symlink("config.json", filepath.Join(dir, "current-config"))
-}
-
-// compareTrees returns an error naming the first difference.
-func compareTrees(want, got string) error {
-	n := 0
-	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(want, p)
-		other := filepath.Join(got, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			a, _ := os.Readlink(p)
-			b, err := os.Readlink(other)
-			if err != nil || a != b {
-				return fmt.Errorf("symlink %s differs after restore", rel)
-			}
-		case d.Type().IsRegular():
-			a, _ := os.ReadFile(p)
-			b, err := os.ReadFile(other)
-			if err != nil || !bytes.Equal(a, b) {
-				return fmt.Errorf("file %s differs after restore", rel)
-			}
-			n++
-		}
-		return nil
-	})
-	if err == nil {
-		fmt.Printf("demo: restore check: %d files identical\n", n)
-	}
-	return err
+	fmt.Println("demo: restore check: every file, directory and link identical")
+	return nil
 }
