@@ -3,17 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/platback/platback/internal/daemon"
 	"github.com/platback/platback/internal/runner"
 )
 
@@ -29,7 +27,7 @@ func newRunOnceCmd() *cobra.Command {
 					res = a.runner.Run(ctx)
 					// The daemon of this container reads it: /metrics and
 					// /healthz then show this run too.
-					if err := saveLastRun(a.cfg.CacheDir, res, "run-once"); err != nil {
+					if err := daemon.SaveLastRun(a.cfg.CacheDir, res, "run-once"); err != nil {
 						a.log.Warn("could not record the run's result for the daemon", "err", err)
 					}
 					return nil
@@ -50,96 +48,6 @@ func newRunOnceCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
-}
-
-// lastRunName is the file in the cache directory that holds the result of
-// the last run, whoever started it (the daemon's schedule or `sidecar
-// run-once`): the daemon applies a newer one to its metrics and health.
-const lastRunName = "platback-last-run.json"
-
-// lastRun is the content of lastRunName. A Result holds no secret: paths,
-// counts, snapshot ids and error texts, which every package builds without
-// credentials.
-type lastRun struct {
-	Result runner.Result `json:"result"`
-	OK     bool          `json:"ok"`
-	// LastSuccess is the start of the last successful run: this one, or
-	// one before it (carried over from the previous file).
-	LastSuccess time.Time `json:"last_success,omitzero"`
-	// By is who ran it: "daemon" or "run-once".
-	By string `json:"by"`
-}
-
-// saveLastRun writes res as the last run, atomically (a temporary file
-// renamed over the old one) and durably (both synced, then the directory).
-// Runs hold the run lock, so two writers never race.
-func saveLastRun(dir string, res runner.Result, by string) error {
-	lr := lastRun{Result: res, OK: res.OK(), By: by}
-	if lr.OK {
-		lr.LastSuccess = res.Start
-	} else if prev, ok, _ := loadLastRun(dir); ok {
-		lr.LastSuccess = prev.LastSuccess
-	}
-	data, err := json.MarshalIndent(lr, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+lastRunName+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename: nothing left to remove
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, lastRunName)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// loadLastRun reads the last run; ok is false when there is none yet. The
-// errors of the result are restored from their texts, so Result.OK works.
-func loadLastRun(dir string) (lr lastRun, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, lastRunName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return lr, false, nil
-	}
-	if err != nil {
-		return lr, false, err
-	}
-	if err := json.Unmarshal(data, &lr); err != nil {
-		return lr, false, fmt.Errorf("%s: %w", filepath.Join(dir, lastRunName), err)
-	}
-	r := &lr.Result
-	if r.Error != "" {
-		r.Err = errors.New(r.Error)
-	}
-	for i := range r.Targets {
-		if t := &r.Targets[i]; t.Error != "" {
-			t.Err = errors.New(t.Error)
-		}
-	}
-	if r.Start.IsZero() {
-		return lr, false, fmt.Errorf("%s: no run start time", filepath.Join(dir, lastRunName))
-	}
-	return lr, true, nil
 }
 
 // printResult prints a run's result table.

@@ -1,0 +1,394 @@
+// Package daemon is `sidecar run`: backups on the schedule (never two at
+// once), scheduled retention, a start-up check retried until it passes, and
+// the /metrics and /healthz endpoints, which also reflect the runs of
+// `sidecar run-once` in the same container (the last-run file).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/platback/platback/backup"
+	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/runlock"
+	"github.com/platback/platback/internal/runner"
+	"github.com/platback/platback/schedule"
+)
+
+// ShutdownGrace is how long a running backup gets to stop after SIGTERM
+// (restic is interrupted, stopped containers are restarted).
+const ShutdownGrace = 60 * time.Second
+
+// Defaults of Options.
+const (
+	DefaultCheckRetry   = time.Minute
+	DefaultCheckTimeout = 5 * time.Minute
+)
+
+// Daemon is what `sidecar run` needs.
+type Daemon struct {
+	Config  config.Config
+	Runner  *runner.Runner
+	Self    func(context.Context) (discover.Identity, error) // the sidecar's own container
+	Version string                                           // platback's, for platback_build_info
+	Log     *slog.Logger
+	// Report receives each scheduled run's result table (default: stderr).
+	Report func(io.Writer, runner.Result)
+	Options
+}
+
+// Options tune the daemon; zero values are the defaults.
+type Options struct {
+	// CheckRetry is how long to wait before retrying a failed start-up check.
+	CheckRetry time.Duration
+	// CheckTimeout bounds one attempt of the start-up check.
+	CheckTimeout time.Duration
+}
+
+// Run runs the daemon until ctx ends (SIGTERM), then stops any running
+// backup cleanly within ShutdownGrace.
+func (dm *Daemon) Run(ctx context.Context) error {
+	o := dm.Options
+	if o.CheckRetry <= 0 {
+		o.CheckRetry = DefaultCheckRetry
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = DefaultCheckTimeout
+	}
+	a := appView{cfg: dm.Config, runner: dm.Runner, log: dm.Log}
+	// Restart what a killed sidecar had stopped, unless a run-once is busy.
+	if err := a.runner.Exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, runlock.ErrBusy) {
+		return err
+	}
+	self, err := dm.Self(ctx)
+	if err != nil {
+		return err
+	}
+	project := self.Project
+	if len(a.cfg.Projects) > 0 {
+		project = a.cfg.Projects[0]
+	}
+	spec := a.cfg.Schedule
+	spec.Name = project
+
+	// restic missing or of an unsupported version: say so at start-up.
+	resticVersion, err := backup.ResticVersion(ctx, a.cfg.Restic)
+	if err != nil {
+		return err
+	}
+	m := metrics.New(project, dm.Version, resticVersion)
+	a.runner.Metrics = m
+	d := &daemon{a: a, m: m, health: &healthState{started: time.Now(), factor: a.cfg.HealthFactor, checkRetry: o.CheckRetry}}
+	if loc, err := backup.ParseLocation(a.cfg.Repository); err == nil {
+		d.s3 = loc.Kind == "s3"
+	}
+	d.refresh(true) // the last run before this start, if any
+
+	job := func(ctx context.Context) error {
+		var res runner.Result
+		if err := a.runner.Exclusive(ctx, true, func() error {
+			res = a.runner.Run(ctx) // records its metrics as it goes
+			d.ownRun(res)
+			if err := SaveLastRun(a.cfg.CacheDir, res, "daemon"); err != nil {
+				a.log.Warn("could not record the run's result", "err", err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if dm.Report != nil {
+			dm.Report(os.Stderr, res)
+		}
+		if !res.OK() {
+			return errors.New("backup run failed")
+		}
+		return nil
+	}
+	sched, err := schedule.New(spec, job, schedule.WithLogger(a.log),
+		schedule.OnSkip(func(due time.Time) {
+			m.Skipped()
+			a.log.Warn("previous run still going: skipped the run due", "due", due)
+		}))
+	if err != nil {
+		return err
+	}
+	d.health.table = sched.Timetable()
+	var retention *schedule.Scheduler
+	if a.cfg.RetentionCron != "" {
+		retention, err = schedule.New(schedule.Spec{Cron: a.cfg.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
+			return runRetention(ctx, a)
+		}, schedule.WithLogger(a.log))
+		if err != nil {
+			return err
+		}
+	}
+
+	var srv *http.Server
+	if a.cfg.Listen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", d.fresh(m.Handler()))
+		mux.Handle("/healthz", d.fresh(d.health))
+		srv = &http.Server{Addr: a.cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics endpoint failed", "addr", a.cfg.Listen, "err", err)
+			}
+		}()
+	}
+
+	var checking sync.WaitGroup
+	checking.Go(func() { d.checkUntilOK(ctx, o) })
+	sched.Start()
+	if retention != nil {
+		retention.Start()
+	}
+	next, _ := sched.NextRun()
+	m.NextRun(next)
+	a.log.Info("sidecar started", "project", project, "schedule", sched.Timetable().String(), "next_run", next, "found_by", self.FoundBy)
+	ticker := time.NewTicker(30 * time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			if next, err := sched.NextRun(); err == nil {
+				m.NextRun(next)
+			}
+			d.refresh(false)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+
+	a.log.Info("stopping: cancelling any running backup", "grace", ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	err = sched.Shutdown(sctx)
+	if retention != nil {
+		err = errors.Join(err, retention.Shutdown(sctx))
+	}
+	if srv != nil {
+		_ = srv.Shutdown(sctx)
+	}
+	checking.Wait()
+	a.log.Info("stopped")
+	return err
+}
+
+// daemon is what the daemon knows and exports: its metrics and health,
+// updated by its own runs, by the runs of `sidecar run-once` (read back from
+// the last-run file) and by the start-up check.
+type daemon struct {
+	a      appView
+	m      *metrics.Metrics
+	health *healthState
+
+	mu      sync.Mutex
+	applied time.Time   // start of the newest run applied to metrics and health
+	seen    os.FileInfo // the last-run file as last read
+	s3      bool        // the repository is on S3: the bucket's lifecycle metrics apply
+}
+
+// ownRun applies a run of the daemon itself: the runner recorded its
+// metrics already. It is marked as applied before the file is written, so
+// refresh never counts it twice.
+func (d *daemon) ownRun(res runner.Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if res.Start.After(d.applied) {
+		d.applied = res.Start
+	}
+	d.health.finished(res)
+	d.lifecycleFromRun(res)
+	d.runProvesCheck(res)
+}
+
+// runProvesCheck ends a failing start-up check when a run succeeded: it
+// got through everything the check looks at.
+func (d *daemon) runProvesCheck(res runner.Result) {
+	if res.OK() && !d.health.checkPassed() {
+		end := res.Start.Add(res.Duration)
+		d.health.checked(end, nil)
+		d.m.StartupCheck(end, nil)
+		d.a.log.Info("a successful run ended the start-up check")
+	}
+}
+
+// fresh makes h see the latest run before it answers.
+func (d *daemon) fresh(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.refresh(false)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refresh applies the last-run file when it holds a run newer than any
+// applied yet: a `sidecar run-once` in this container, or (at start-up,
+// replayed) the last run before this daemon started.
+func (d *daemon) refresh(startup bool) {
+	path := filepath.Join(d.a.cfg.CacheDir, LastRunName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen != nil && fi.ModTime().Equal(d.seen.ModTime()) && fi.Size() == d.seen.Size() {
+		return
+	}
+	lr, ok, err := LoadLastRun(d.a.cfg.CacheDir)
+	if err != nil {
+		d.a.log.Warn("could not read the last run's result", "err", err)
+	}
+	if !ok {
+		return
+	}
+	d.seen = fi
+	res := lr.Result
+	if !res.Start.After(d.applied) {
+		return
+	}
+	d.applied = res.Start
+	end := res.Start.Add(res.Duration)
+	for _, t := range res.Targets {
+		phase := metrics.PhaseDump
+		if t.Kind == string(discover.KindVolume) {
+			phase = metrics.PhaseBackup
+		}
+		// Targets ran one after the other within the run; their own start
+		// times are not in the result, the run's start stands for them.
+		d.m.Record(metrics.Phase{Target: t.Path, Kind: t.Kind, Phase: phase, Start: res.Start, Duration: t.Duration, Err: t.Err,
+			BytesAdded: t.BytesAdded, FilesNew: t.FilesNew, FilesChanged: t.Changed, HasFiles: true, Replayed: startup})
+	}
+	d.m.Run(end, res.Duration, res.OK())
+	d.health.finished(res)
+	d.health.succeededAt(lr.LastSuccess)
+	d.lifecycleFromRun(res)
+	if startup {
+		d.a.log.Info("last run before this start", "by", lr.By, "start", res.Start, "ok", res.OK(), "last_success", lr.LastSuccess)
+	} else {
+		d.a.log.Info("applied a run of "+lr.By, "start", res.Start, "ok", res.OK(), "targets", len(res.Targets))
+		d.runProvesCheck(res)
+	}
+}
+
+// lifecycleFromRun sets the bucket metrics from a run's warnings, when the
+// run got past EnsureRepo (it then has projects) on an S3 repository; d.mu
+// is held.
+func (d *daemon) lifecycleFromRun(res runner.Result) {
+	if len(res.Projects) == 0 {
+		return
+	}
+	expiring := 0
+	var unreadable error
+	for _, w := range res.Warnings {
+		switch {
+		case strings.HasPrefix(w, backup.WarnExpirationRule):
+			expiring++
+		case strings.HasPrefix(w, backup.WarnLifecycleUnreadable):
+			unreadable = errors.New(w)
+		}
+	}
+	if expiring > 0 || unreadable != nil {
+		d.s3 = true
+	}
+	if d.s3 {
+		d.m.Lifecycle(expiring, unreadable)
+	}
+}
+
+// checkUntilOK runs the start-up check until it succeeds, a run succeeds
+// (which proves the same) or the daemon stops.
+func (d *daemon) checkUntilOK(ctx context.Context, o Options) {
+	for attempt := 1; !d.health.checkPassed(); attempt++ {
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, o.CheckTimeout)
+		probe, err := d.check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		end := time.Now()
+		if d.health.checkPassed() {
+			return // a run succeeded meanwhile
+		}
+		d.health.checked(end, err)
+		d.m.StartupCheck(end, err)
+		took := end.Sub(start).Round(time.Millisecond)
+		if err != nil {
+			d.a.log.Error("start-up check failed: the next run will fail the same way unless this is fixed; retrying",
+				"attempt", attempt, "err", err, "took", took, "retry_in", o.CheckRetry)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(o.CheckRetry):
+			}
+			continue
+		}
+		attrs := []any{"attempt", attempt, "took", took}
+		if probe.BucketMissing {
+			attrs = append(attrs, "bucket", "missing: the first run creates it")
+		}
+		if probe.RepoMissing {
+			attrs = append(attrs, "repository", "not initialised yet: the first run initialises it")
+		}
+		d.a.log.Info("start-up check passed: credentials, S3 and the repository are usable", attrs...)
+		return
+	}
+}
+
+// check is one attempt of the start-up check: the credentials (a Vault
+// login and read), the plan (the Docker engine), then backup.Repo.Probe: the
+// bucket, its lifecycle rules and `restic cat config`, creating nothing.
+func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
+	// Shared: the check does not hold the run lock, so it must leave the
+	// locks of a run in progress alone.
+	s, _, err := d.a.runner.Open(ctx, runner.OpenOptions{Shared: true})
+	if err != nil {
+		return backup.ProbeResult{}, err
+	}
+	probe, err := s.Repo.Probe(ctx)
+	if err != nil {
+		return probe, err
+	}
+	loc, _ := backup.ParseLocation(s.URL)
+	d.mu.Lock()
+	d.s3 = loc.Kind == "s3"
+	if d.s3 && !probe.BucketMissing {
+		d.m.Lifecycle(len(probe.ExpirationRules), probe.LifecycleErr)
+	}
+	d.mu.Unlock()
+	return probe, nil
+}
+
+// runRetention applies the policy to every target on its own schedule,
+// under the run lock: it never prunes while a backup or restore runs.
+func runRetention(ctx context.Context, a appView) error {
+	return a.runner.Exclusive(ctx, true, func() error {
+		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+		if err != nil {
+			return err
+		}
+		if errs := a.runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
+			return errors.New("retention failed for: " + strings.Join(errs, "; "))
+		}
+		return nil
+	})
+}
+
+// appView is what the daemon uses of the sidecar's wiring.
+type appView struct {
+	cfg    config.Config
+	runner *runner.Runner
+	log    *slog.Logger
+}

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/platback/platback/internal/runner"
+)
+
+// LastRunName is the file in the cache directory that holds the result of
+// the last run, whoever started it (the daemon's schedule or `sidecar
+// run-once`): the daemon applies a newer one to its metrics and health.
+const LastRunName = "platback-last-run.json"
+
+// LastRun is the content of LastRunName. A Result holds no secret: paths,
+// counts, snapshot ids and error texts, which every package builds without
+// credentials.
+type LastRun struct {
+	Result runner.Result `json:"result"`
+	OK     bool          `json:"ok"`
+	// LastSuccess is the start of the last successful run: this one, or
+	// one before it (carried over from the previous file).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// By is who ran it: "daemon" or "run-once".
+	By string `json:"by"`
+}
+
+// SaveLastRun writes res as the last run, atomically (a temporary file
+// renamed over the old one) and durably (both synced, then the directory).
+// Runs hold the run lock, so two writers never race.
+func SaveLastRun(dir string, res runner.Result, by string) error {
+	lr := LastRun{Result: res, OK: res.OK(), By: by}
+	if lr.OK {
+		lr.LastSuccess = res.Start
+	} else if prev, ok, _ := LoadLastRun(dir); ok {
+		lr.LastSuccess = prev.LastSuccess
+	}
+	data, err := json.MarshalIndent(lr, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+LastRunName+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename: nothing left to remove
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, LastRunName)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// LoadLastRun reads the last run; ok is false when there is none yet. The
+// errors of the result are restored from their texts, so Result.OK works.
+func LoadLastRun(dir string) (lr LastRun, ok bool, err error) {
+	data, err := os.ReadFile(filepath.Join(dir, LastRunName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return lr, false, nil
+	}
+	if err != nil {
+		return lr, false, err
+	}
+	if err := json.Unmarshal(data, &lr); err != nil {
+		return lr, false, fmt.Errorf("%s: %w", filepath.Join(dir, LastRunName), err)
+	}
+	r := &lr.Result
+	if r.Error != "" {
+		r.Err = errors.New(r.Error)
+	}
+	for i := range r.Targets {
+		if t := &r.Targets[i]; t.Error != "" {
+			t.Err = errors.New(t.Error)
+		}
+	}
+	if r.Start.IsZero() {
+		return lr, false, fmt.Errorf("%s: no run start time", filepath.Join(dir, LastRunName))
+	}
+	return lr, true, nil
+}
