@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/platback/platback/internal/ids"
 	"io"
 	"os"
 	"strings"
@@ -206,7 +207,7 @@ func (r *Repo) backup(ctx context.Context, args []string, o BackupOptions, kind,
 		if details == "" && errors.As(err, &rerr) {
 			details = rerr.Message
 		}
-		return s, fmt.Errorf("backup %s %s: %w: snapshot %s was saved without some items: %s", kind, what, ErrPartialBackup, shortID(s.SnapshotID), details)
+		return s, fmt.Errorf("backup %s %s: %w: snapshot %s was saved without some items: %s", kind, what, ErrPartialBackup, ids.Snapshot(s.SnapshotID), details)
 	case err != nil:
 		return s, fmt.Errorf("backup %s %s: %w", kind, what, err)
 	case out.summary == nil || s.SnapshotID == "":
@@ -223,13 +224,6 @@ func checkTags(tags []string) error {
 		}
 	}
 	return nil
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 func first(s []string, n int) []string {

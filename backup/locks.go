@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/platback/platback/internal/ids"
 )
 
 // Lock is a lock in the repository, as restic wrote it.
@@ -38,22 +39,22 @@ var lockIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // and S3 repositories the lock files are listed directly (no restic process
 // when there are none); restic reads each one.
 func (r *Repo) Locks(ctx context.Context) ([]Lock, error) {
-	ids, err := r.lockIDs(ctx)
+	lockIDs, err := r.lockIDs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
-	locks := make([]Lock, 0, len(ids))
-	for _, id := range ids {
+	locks := make([]Lock, 0, len(lockIDs))
+	for _, id := range lockIDs {
 		var out bytes.Buffer
 		err := r.run(ctx, invocation{command: "cat", args: []string{"lock", id, "--no-lock"}, timeout: r.opts.Timeouts.Snapshot, stdout: &out})
 		if err != nil {
 			// Removed meanwhile (its process ended): nothing to report.
-			r.log.Debug("lock vanished while listing", "lock", id[:8], "err", err)
+			r.log.Debug("lock vanished while listing", "lock", ids.Snapshot(id), "err", err)
 			continue
 		}
 		l := Lock{ID: id}
 		if err := json.Unmarshal(out.Bytes(), &l); err != nil {
-			return nil, fmt.Errorf("read lock %s: %w", id[:8], err)
+			return nil, fmt.Errorf("read lock %s: %w", ids.Snapshot(id), err)
 		}
 		l.ID = id
 		locks = append(locks, l)
@@ -138,10 +139,10 @@ func (r *Repo) removeLocks(ctx context.Context, match func(Lock) bool) ([]Lock, 
 			continue
 		}
 		if err := r.removeLockFile(ctx, l.ID); err != nil {
-			errs = append(errs, fmt.Errorf("remove lock %s of %s (pid %d on %s): %w", l.ID[:8], l.Username, l.PID, l.Hostname, err))
+			errs = append(errs, fmt.Errorf("remove lock %s of %s (pid %d on %s): %w", ids.Snapshot(l.ID), l.Username, l.PID, l.Hostname, err))
 			continue
 		}
-		r.log.Info("removed a lock left by a process that is gone", "lock", l.ID[:8], "owner", l.Username, "pid", l.PID,
+		r.log.Info("removed a lock left by a process that is gone", "lock", ids.Snapshot(l.ID), "owner", l.Username, "pid", l.PID,
 			"host", l.Hostname, "locked_at", l.Time)
 		removed = append(removed, l)
 	}

@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/platback/platback/internal/lines"
+	"github.com/platback/platback/internal/outbuf"
 )
 
 // invocation is one restic run.
@@ -51,7 +51,7 @@ func (r *Repo) run(ctx context.Context, inv invocation) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = r.opts.KillAfter
 
-	stderr := newTail(16 << 10)
+	stderr := outbuf.NewTail(16 << 10)
 	cmd.Stderr = stderr
 	var out *lines.Writer
 	if inv.stdout != nil {
@@ -72,7 +72,7 @@ func (r *Repo) run(ctx context.Context, inv invocation) error {
 		return nil
 	}
 
-	rerr := &ResticError{Command: inv.command, ExitCode: -1, Message: r.redact.String(stderr.message())}
+	rerr := &ResticError{Command: inv.command, ExitCode: -1, Message: r.redact.String(errorMessage(stderr))}
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -134,35 +134,10 @@ func (r *Repo) environ() []string {
 	return append(env, "RESTIC_REPOSITORY="+r.url, "RESTIC_PROGRESS_FPS="+strconv.FormatFloat(fps, 'f', 4, 64))
 }
 
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func newTail(max int) *tail { return &tail{max: max} }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
-
-// message is restic's own error message: the exit_error JSON when it printed
+// errorMessage is restic's own error message: the exit_error JSON when it printed
 // one, else the last lines of stderr.
-func (t *tail) message() string {
-	text := t.String()
+func errorMessage(stderr *outbuf.Tail) string {
+	text := string(stderr.Bytes())
 	var lines []string
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {

@@ -10,6 +10,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/platback/platback/internal/outbuf"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -134,11 +136,11 @@ func TestPlanForgetRefusesRemoveAll(t *testing.T) {
 }
 
 func TestTailMessage(t *testing.T) {
-	tl := newTail(64)
+	tl := outbuf.NewTail(128)
 	_, _ = tl.Write([]byte(strings.Repeat("x", 100) + "\nsubprocess sh: oops\n"))
 	_, _ = tl.Write([]byte(`{"message_type":"exit_error","code":1,"message":"Fatal: unable to save snapshot"}` + "\n"))
-	msg := tl.message()
-	assert.LessOrEqual(t, len(tl.String()), 64)
+	msg := errorMessage(tl)
+	assert.LessOrEqual(t, len(tl.Bytes()), 128)
 	assert.Contains(t, msg, "Fatal: unable to save snapshot")
 	assert.NotContains(t, msg, "message_type")
 }

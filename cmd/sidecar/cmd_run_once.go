@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/platback/platback/internal/daemon"
+	"github.com/platback/platback/internal/ids"
 	"github.com/platback/platback/internal/runner"
 )
 
@@ -55,10 +56,7 @@ func printResult(w io.Writer, res runner.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tKIND\tSNAPSHOT\tFILES NEW\tCHANGED\tBYTES ADDED\tDURATION\tERROR")
 	for _, t := range res.Targets {
-		id := t.SnapshotID
-		if len(id) > 8 {
-			id = id[:8]
-		}
+		id := ids.Snapshot(t.SnapshotID)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Path, t.Kind, id, t.FilesNew, t.Changed, t.BytesAdded,
 			t.Duration.Round(time.Millisecond), t.Error)
 	}

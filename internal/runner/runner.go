@@ -525,7 +525,7 @@ func (rn *Runner) backupTarget(ctx context.Context, s *Session, t discover.Targe
 		tr.Err, tr.Error = err, err.Error()
 		log.Error("target failed", "err", err)
 	} else {
-		log.Info("target backed up", "snapshot", shortID(sum.SnapshotID), "files_new", sum.FilesNew, "files_changed", sum.FilesChanged,
+		log.Info("target backed up", "snapshot", ids.Snapshot(sum.SnapshotID), "files_new", sum.FilesNew, "files_changed", sum.FilesChanged,
 			"bytes_added", sum.DataAdded, "duration", tr.Duration.Round(time.Millisecond))
 	}
 	rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: phase, Start: start, Duration: tr.Duration, Err: err,
@@ -834,13 +834,6 @@ func (rn *Runner) record(p metrics.Phase) {
 	if rn.Metrics != nil {
 		rn.Metrics.Record(p)
 	}
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 // client is the Docker client behind rn.Docker, for the packages that take

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/platback/platback/internal/ids"
 	"github.com/platback/platback/internal/lines"
 )
 
@@ -83,41 +84,41 @@ func Run(ctx context.Context, cli Docker, spec Spec, req Request) (Response, err
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if _, err := cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			spec.Logger.Warn("could not remove worker container", "container", id[:12], "err", err)
+			spec.Logger.Warn("could not remove worker container", "container", ids.Container(id), "err", err)
 		}
 	}()
 
 	att, err := cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return Response{}, fmt.Errorf("attach to worker %s: %w", id[:12], err)
+		return Response{}, fmt.Errorf("attach to worker %s: %w", ids.Container(id), err)
 	}
 	defer att.Close()
 	wait := cli.ContainerWait(context.WithoutCancel(ctx), id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return Response{}, fmt.Errorf("start worker %s: %w", id[:12], err)
+		return Response{}, fmt.Errorf("start worker %s: %w", ids.Container(id), err)
 	}
 
 	// The job, credentials included, goes over stdin only. Stdin stays open
 	// until the worker is done: if this process dies, the engine closes it
 	// and the worker stops restic cleanly.
 	if err := json.NewEncoder(att.Conn).Encode(req); err != nil {
-		return Response{}, fmt.Errorf("send the job to worker %s: %w", id[:12], err)
+		return Response{}, fmt.Errorf("send the job to worker %s: %w", ids.Container(id), err)
 	}
 
-	out := readOutput(att.Reader, spec.Logger.With("worker", id[:12]))
+	out := readOutput(att.Reader, spec.Logger.With("worker", ids.Container(id)))
 
 	var code int64
 	select {
 	case res := <-wait.Result:
 		code = res.StatusCode
 	case err := <-wait.Error:
-		return Response{}, fmt.Errorf("wait for worker %s: %w", id[:12], err)
+		return Response{}, fmt.Errorf("wait for worker %s: %w", ids.Container(id), err)
 	case <-ctx.Done():
 		grace := int(spec.StopGrace / time.Second)
 		sctx, cancel := context.WithTimeout(context.Background(), spec.StopGrace+30*time.Second)
 		_, _ = cli.ContainerStop(sctx, id, client.ContainerStopOptions{Timeout: &grace})
 		cancel()
-		return Response{}, fmt.Errorf("worker %s stopped: %w", id[:12], ctx.Err())
+		return Response{}, fmt.Errorf("worker %s stopped: %w", ids.Container(id), ctx.Err())
 	}
 	stdout, tail := out.finish(outputGrace, att.Close)
 
@@ -130,7 +131,7 @@ func Run(ctx context.Context, cli Docker, spec Spec, req Request) (Response, err
 		if tail == "" {
 			tail = "it printed nothing"
 		}
-		return Response{}, fmt.Errorf("%w: worker %s %s before it reported a result; its last log lines: %s", ErrNoResult, id[:12], how, tail)
+		return Response{}, fmt.Errorf("%w: worker %s %s before it reported a result; its last log lines: %s", ErrNoResult, ids.Container(id), how, tail)
 	}
 	return resp, nil
 }
