@@ -78,9 +78,6 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	if len(a.cfg.Projects) > 0 {
 		project = a.cfg.Projects[0]
 	}
-	spec := a.cfg.Schedule
-	spec.Name = project
-
 	// restic missing or of an unsupported version: say so at start-up.
 	resticVersion, err := backup.ResticVersion(ctx, a.cfg.Restic)
 	if err != nil {
@@ -94,6 +91,53 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	}
 	d.refresh(true) // the last run before this start, if any
 
+	scheds, err := dm.schedulers(d, project)
+	if err != nil {
+		return err
+	}
+	srv := d.serve()
+	var checking sync.WaitGroup
+	checking.Go(func() { d.checkUntilOK(ctx, o) })
+	for _, s := range scheds {
+		s.Start()
+	}
+	next, _ := scheds[0].NextRun()
+	m.NextRun(next)
+	a.log.Info("sidecar started", "project", project, "schedule", scheds[0].Timetable().String(), "next_run", next, "found_by", self.FoundBy)
+
+	// Runs of `sidecar run-once` reach /metrics and /healthz when they are
+	// asked; this also keeps the metrics fresh for a scraper that asks
+	// rarely.
+	ticker := time.NewTicker(30 * time.Second)
+	defer ticker.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ticker.C:
+			d.refresh(false)
+		case <-ctx.Done():
+		}
+	}
+
+	a.log.Info("stopping: cancelling any running backup", "grace", ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	for _, s := range scheds {
+		err = errors.Join(err, s.Shutdown(sctx))
+	}
+	if srv != nil {
+		_ = srv.Shutdown(sctx)
+	}
+	checking.Wait()
+	a.log.Info("stopped")
+	return err
+}
+
+// schedulers returns the backup scheduler, and the retention scheduler
+// when RETENTION_CRON is set.
+func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, error) {
+	a := d.a
+	spec := a.cfg.Schedule
+	spec.Name = project
 	job := func(ctx context.Context) error {
 		var res runner.Result
 		if err := a.runner.Exclusive(ctx, true, func() error {
@@ -114,75 +158,52 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		}
 		return nil
 	}
+	var sched *schedule.Scheduler
+	nextRun := func() {
+		if next, err := sched.NextRun(); err == nil {
+			d.m.NextRun(next)
+		}
+	}
 	sched, err := schedule.New(spec, job, schedule.WithLogger(a.log),
+		schedule.OnRunEnd(func(schedule.RunInfo) { nextRun() }),
 		schedule.OnSkip(func(due time.Time) {
-			m.Skipped()
+			d.m.Skipped()
 			a.log.Warn("previous run still going: skipped the run due", "due", due)
+			nextRun()
 		}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.health.table = sched.Timetable()
-	var retention *schedule.Scheduler
+	scheds := []*schedule.Scheduler{sched}
 	if a.cfg.RetentionCron != "" {
-		retention, err = schedule.New(schedule.Spec{Cron: a.cfg.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
+		retention, err := schedule.New(schedule.Spec{Cron: a.cfg.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
 			return runRetention(ctx, a)
 		}, schedule.WithLogger(a.log))
 		if err != nil {
-			return err
+			return nil, err
 		}
+		scheds = append(scheds, retention)
 	}
+	return scheds, nil
+}
 
-	var srv *http.Server
-	if a.cfg.Listen != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", d.fresh(m.Handler()))
-		mux.Handle("/healthz", d.fresh(d.health))
-		srv = &http.Server{Addr: a.cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("metrics endpoint failed", "addr", a.cfg.Listen, "err", err)
-			}
-		}()
+// serve starts the /metrics and /healthz endpoint on METRICS_LISTEN (nil
+// when it is off).
+func (d *daemon) serve() *http.Server {
+	if d.a.cfg.Listen == "" {
+		return nil
 	}
-
-	var checking sync.WaitGroup
-	checking.Go(func() { d.checkUntilOK(ctx, o) })
-	sched.Start()
-	if retention != nil {
-		retention.Start()
-	}
-	next, _ := sched.NextRun()
-	m.NextRun(next)
-	a.log.Info("sidecar started", "project", project, "schedule", sched.Timetable().String(), "next_run", next, "found_by", self.FoundBy)
-	ticker := time.NewTicker(30 * time.Second)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ticker.C:
-			if next, err := sched.NextRun(); err == nil {
-				m.NextRun(next)
-			}
-			d.refresh(false)
-			continue
-		case <-ctx.Done():
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", d.fresh(d.m.Handler()))
+	mux.Handle("/healthz", d.fresh(d.health))
+	srv := &http.Server{Addr: d.a.cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.a.log.Error("metrics endpoint failed", "addr", d.a.cfg.Listen, "err", err)
 		}
-		break
-	}
-
-	a.log.Info("stopping: cancelling any running backup", "grace", ShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	defer cancel()
-	err = sched.Shutdown(sctx)
-	if retention != nil {
-		err = errors.Join(err, retention.Shutdown(sctx))
-	}
-	if srv != nil {
-		_ = srv.Shutdown(sctx)
-	}
-	checking.Wait()
-	a.log.Info("stopped")
-	return err
+	}()
+	return srv
 }
 
 // daemon is what the daemon knows and exports: its metrics and health,
