@@ -143,165 +143,195 @@ func lookup(getenv func(string) string, v Var) (string, string) {
 // error lists every bad one.
 func Load(getenv func(string) string) (Config, error) {
 	getenv = readOnce(getenv)
-	vars := map[string]Var{}
+	l := &loader{getenv: getenv, vars: map[string]Var{}}
 	for _, v := range Vars {
-		vars[v.Name] = v
+		l.vars[v.Name] = v
 	}
-	var errs []error
-	get := func(name string) (string, string) { return lookup(getenv, vars[name]) }
-	str := func(name string) string { v, _ := get(name); return strings.TrimSpace(v) }
-	bad := func(name, value, fix string) {
-		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fix))
-	}
-	// duration is a duration of at least min (why says what needs it).
-	duration := func(name string, min time.Duration, why string) (time.Duration, bool) {
-		v, used := get(name)
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		switch {
-		case err != nil || d < 0:
-			bad(used, v, durationFix(v))
-		case d < min:
-			bad(used, v, fmt.Sprintf("want at least %s: %s", fmtDuration(min), why))
-		default:
-			return d, true
-		}
-		return d, false
-	}
-	boolean := func(name string) bool {
-		v, used := get(name)
-		b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
-		if err != nil {
-			bad(used, v, "want true or false")
-		}
-		return b
-	}
-
 	var c Config
 	// The credentials' variables (package vaultcreds) are checked here too,
 	// so that every bad variable is in the one start-up error.
 	// They are listed last.
 	var credErr error
 	c.Credentials, credErr = vaultcreds.SettingsFromEnv(getenv)
+	l.repository(&c)
+	l.schedule(&c)
+	l.retention(&c)
+	l.runtime(&c)
+	l.discovery(&c)
+	c.Restic = ResticBinary(getenv)
+	if credErr != nil {
+		l.errs = append(l.errs, credErr)
+	}
+	return c, errors.Join(l.errs...)
+}
+
+// loader reads variables and collects every error, in the order read.
+type loader struct {
+	getenv func(string) string
+	vars   map[string]Var
+	errs   []error
+}
+
+func (l *loader) get(name string) (value, used string) { return lookup(l.getenv, l.vars[name]) }
+
+func (l *loader) str(name string) string { v, _ := l.get(name); return strings.TrimSpace(v) }
+
+func (l *loader) bad(name, value, fix string) {
+	l.errs = append(l.errs, fmt.Errorf("%s=%q: %s", name, value, fix))
+}
+
+// duration is a duration of at least min (why says what needs it).
+func (l *loader) duration(name string, min time.Duration, why string) (time.Duration, bool) {
+	v, used := l.get(name)
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	switch {
+	case err != nil || d < 0:
+		l.bad(used, v, durationFix(v))
+	case d < min:
+		l.bad(used, v, fmt.Sprintf("want at least %s: %s", fmtDuration(min), why))
+	default:
+		return d, true
+	}
+	return d, false
+}
+
+func (l *loader) boolean(name string) bool {
+	v, used := l.get(name)
+	b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
+	if err != nil {
+		l.bad(used, v, "want true or false")
+	}
+	return b
+}
+
+// repository reads RESTIC_REPOSITORY, which Vault may provide instead.
+func (l *loader) repository(c *Config) {
 	vcfg, vaultOK := c.Credentials.Vault()
-	c.Repository = str("RESTIC_REPOSITORY")
+	c.Repository = l.str("RESTIC_REPOSITORY")
 	switch {
 	case c.Repository != "":
 		if _, err := backup.ParseLocation(c.Repository); err != nil {
 			// Credentials in the URL must not reach logs: the value and
 			// ParseLocation's error show it redacted.
-			bad("RESTIC_REPOSITORY", backup.RedactURL(c.Repository), err.Error())
+			l.bad("RESTIC_REPOSITORY", backup.RedactURL(c.Repository), err.Error())
 		}
 	case !c.Credentials.UsesVault():
-		errs = append(errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
+		l.errs = append(l.errs, errors.New("RESTIC_REPOSITORY is not set: set it to the repository URL, e.g. s3:https://minio.internal/restic-stackback-app-bucket"))
 	case vaultOK && !mapsRepository(vcfg.Fields):
-		errs = append(errs, fmt.Errorf("RESTIC_REPOSITORY is not set and %s=%q maps no field of the Vault secret to it: set RESTIC_REPOSITORY, or add repository=RESTIC_REPOSITORY to %s",
+		l.errs = append(l.errs, fmt.Errorf("RESTIC_REPOSITORY is not set and %s=%q maps no field of the Vault secret to it: set RESTIC_REPOSITORY, or add repository=RESTIC_REPOSITORY to %s",
 			vaultcreds.EnvFieldMap, vcfg.Fields.String(), vaultcreds.EnvFieldMap))
 	}
+}
 
-	// Cron, time zone and stagger are checked one by one, so that each bad
-	// one is reported under its own variable.
-	cron, cronName := get("BACKUP_CRON")
-	tz, tzName := get("BACKUP_TZ")
-	c.Project = str("PLATBACK_PROJECT")
-	stagger, staggerOK := duration("BACKUP_STAGGER", 0, "")
+// schedule reads the backup and retention schedules. Cron, time zone and
+// stagger are checked one by one, so that each bad one is reported under
+// its own variable.
+func (l *loader) schedule(c *Config) {
+	cron, cronName := l.get("BACKUP_CRON")
+	tz, tzName := l.get("BACKUP_TZ")
+	c.Project = l.str("PLATBACK_PROJECT")
+	stagger, staggerOK := l.duration("BACKUP_STAGGER", 0, "")
 	c.Schedule = schedule.Spec{Cron: strings.TrimSpace(cron), TZ: strings.TrimSpace(tz), Stagger: stagger, Name: c.Project}
 	if c.Schedule.Name == "" {
 		c.Schedule.Name = "platback" // replaced by the discovered project at run time
 	}
 	if err := (schedule.Spec{Cron: c.Schedule.Cron}).Validate(); err != nil {
-		bad(cronName, cron, cronFix(c.Schedule.Cron, err))
+		l.bad(cronName, cron, cronFix(c.Schedule.Cron, err))
 	}
 	if err := (schedule.Spec{Cron: "@daily", TZ: c.Schedule.TZ}).Validate(); err != nil {
-		bad(tzName, tz, specProblem(err))
+		l.bad(tzName, tz, specProblem(err))
 	}
 	if staggerOK {
 		if err := (schedule.Spec{Cron: "@daily", Stagger: stagger, Name: c.Schedule.Name}).Validate(); err != nil {
-			v, _ := get("BACKUP_STAGGER")
-			bad("BACKUP_STAGGER", v, specProblem(err))
+			v, _ := l.get("BACKUP_STAGGER")
+			l.bad("BACKUP_STAGGER", v, specProblem(err))
 		}
 	}
-	if rc := str("RETENTION_CRON"); rc != "" {
+	if rc := l.str("RETENTION_CRON"); rc != "" {
 		c.RetentionCron = rc
 		if err := (schedule.Spec{Cron: rc}).Validate(); err != nil {
-			bad("RETENTION_CRON", rc, cronFix(rc, err))
+			l.bad("RETENTION_CRON", rc, cronFix(rc, err))
 		}
 	}
+}
 
+// retention reads the policy and the check after each run.
+func (l *loader) retention(c *Config) {
 	var policyOK bool
-	c.Policy, policyOK = policy(get, bad)
+	c.Policy, policyOK = policy(l.get, l.bad)
 	if err := c.Policy.Validate(); policyOK && err != nil {
-		errs = append(errs, err)
+		l.errs = append(l.errs, err)
 	}
-
-	c.Check = boolean("CHECK_AFTER_BACKUP")
-	c.CheckSubset = str("CHECK_READ_DATA_SUBSET")
+	c.Check = l.boolean("CHECK_AFTER_BACKUP")
+	c.CheckSubset = l.str("CHECK_READ_DATA_SUBSET")
 	if c.CheckSubset != "" {
 		if err := checkReadDataSubset(c.CheckSubset); err != nil {
-			bad("CHECK_READ_DATA_SUBSET", c.CheckSubset, err.Error()+"; "+subsetHelp)
+			l.bad("CHECK_READ_DATA_SUBSET", c.CheckSubset, err.Error()+"; "+subsetHelp)
 		}
 	}
-	c.BackupTimeout, _ = duration("BACKUP_TIMEOUT", MinBackupTimeout,
+}
+
+// runtime reads the deadlines, logging and the HTTP endpoint.
+func (l *loader) runtime(c *Config) {
+	c.BackupTimeout, _ = l.duration("BACKUP_TIMEOUT", MinBackupTimeout,
 		"it bounds a whole backup of one target, e.g. 12h (the default)")
 	// Docker's stop API counts whole seconds: below one second it would
 	// kill the container at once, and a fraction is rounded up.
-	c.StopTimeout, _ = duration("STOP_TIMEOUT", time.Second,
+	c.StopTimeout, _ = l.duration("STOP_TIMEOUT", time.Second,
 		"Docker counts the stop timeout in whole seconds, so less kills the container at once; e.g. 30s (the default)")
 	if r := c.StopTimeout % time.Second; r > 0 {
 		c.StopTimeout += time.Second - r
 	}
-
-	level := str("LOG_LEVEL")
+	level := l.str("LOG_LEVEL")
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		bad("LOG_LEVEL", level, "want debug, info, warn or error")
+		l.bad("LOG_LEVEL", level, "want debug, info, warn or error")
 	}
-	c.LogFormat = strings.ToLower(str("LOG_FORMAT"))
+	c.LogFormat = strings.ToLower(l.str("LOG_FORMAT"))
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("LOG_FORMAT", c.LogFormat, "want text or json")
+		l.bad("LOG_FORMAT", c.LogFormat, "want text or json")
 	}
-	h := health(str, bad)
+	h := health(l.str, l.bad)
 	c.Listen, c.HealthFactor = h.Listen, h.Factor
+}
 
-	c.LabelPrefix = str("PLATBACK_LABEL_PREFIX")
+// discovery reads what to back up and how the workers run.
+func (l *loader) discovery(c *Config) {
+	c.LabelPrefix = l.str("PLATBACK_LABEL_PREFIX")
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, " =,") {
-		bad("PLATBACK_LABEL_PREFIX", c.LabelPrefix, "want a label prefix such as stack-back.")
+		l.bad("PLATBACK_LABEL_PREFIX", c.LabelPrefix, "want a label prefix such as stack-back.")
 	}
-	c.Container = str("PLATBACK_CONTAINER")
-	if p := str("PLATBACK_PROJECTS"); p != "" {
+	c.Container = l.str("PLATBACK_CONTAINER")
+	if p := l.str("PLATBACK_PROJECTS"); p != "" {
 		for name := range strings.SplitSeq(p, ",") {
 			name = strings.TrimSpace(name)
 			if name == "" || name == "*" || strings.ContainsAny(name, "*?") {
-				bad("PLATBACK_PROJECTS", p, "want a comma list of compose project names; wildcards are not allowed")
+				l.bad("PLATBACK_PROJECTS", p, "want a comma list of compose project names; wildcards are not allowed")
 				break
 			}
 			if slices.Contains(c.Projects, name) {
-				bad("PLATBACK_PROJECTS", p, fmt.Sprintf("project %q is listed twice; list each project once", name))
+				l.bad("PLATBACK_PROJECTS", p, fmt.Sprintf("project %q is listed twice; list each project once", name))
 				break
 			}
 			c.Projects = append(c.Projects, name)
 		}
 	}
-	c.ExcludeBinds = boolean("PLATBACK_EXCLUDE_BINDS")
-	c.Host = str("PLATBACK_HOST")
-	c.CacheDir = str("PLATBACK_CACHE_DIR")
+	c.ExcludeBinds = l.boolean("PLATBACK_EXCLUDE_BINDS")
+	c.Host = l.str("PLATBACK_HOST")
+	c.CacheDir = l.str("PLATBACK_CACHE_DIR")
 	if !filepath.IsAbs(c.CacheDir) {
-		bad("PLATBACK_CACHE_DIR", c.CacheDir, "want an absolute path, e.g. /cache")
+		l.bad("PLATBACK_CACHE_DIR", c.CacheDir, "want an absolute path, e.g. /cache")
 	} else {
 		// Mount destinations are compared with it: /cache/ must be /cache.
 		c.CacheDir = filepath.Clean(c.CacheDir)
 	}
-	c.CreateBucket = boolean("PLATBACK_CREATE_BUCKET")
-	c.WorkerImage = str("PLATBACK_WORKER_IMAGE")
-	par := str("PLATBACK_PARALLEL")
+	c.CreateBucket = l.boolean("PLATBACK_CREATE_BUCKET")
+	c.WorkerImage = l.str("PLATBACK_WORKER_IMAGE")
+	par := l.str("PLATBACK_PARALLEL")
 	if n, err := strconv.Atoi(par); err != nil || n < 1 || n > MaxParallel {
-		bad("PLATBACK_PARALLEL", par, fmt.Sprintf("want a whole number of targets from 1 to %d, e.g. 2", MaxParallel))
+		l.bad("PLATBACK_PARALLEL", par, fmt.Sprintf("want a whole number of targets from 1 to %d, e.g. 2", MaxParallel))
 	} else {
 		c.Parallel = n
 	}
-	c.Restic = ResticBinary(getenv)
-	if credErr != nil {
-		errs = append(errs, credErr)
-	}
-	return c, errors.Join(errs...)
 }
 
 // readOnce returns getenv remembering each answer: every variable is read
