@@ -22,9 +22,11 @@ import (
 // whole file (starting with "package") or this table grows.
 var snippetImports = map[string]string{
 	"backup":     "github.com/platback/platback/backup",
+	"dbengine":   "github.com/platback/platback/dbengine",
 	"discover":   "github.com/platback/platback/discover",
 	"schedule":   "github.com/platback/platback/schedule",
 	"vaultcreds": "github.com/platback/platback/vaultcreds",
+	"bytes":      "bytes",
 	"context":    "context",
 	"errors":     "errors",
 	"fmt":        "fmt",
