@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+
+	"github.com/platback/platback/internal/redact"
 )
 
 // The environment variable names restic and the S3 backend read, which the
@@ -18,7 +20,7 @@ const (
 )
 
 // Redacted is what every printed or logged credential value is replaced with.
-const Redacted = "<redacted>"
+const Redacted = redact.Marker
 
 // Credentials is a set of environment-style variables (RESTIC_PASSWORD,
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally RESTIC_REPOSITORY,
@@ -26,7 +28,7 @@ const Redacted = "<redacted>"
 //
 // A Credentials value redacts itself wherever it can be printed: String,
 // GoString, every fmt verb, JSON and slog show the variable names with
-// "<redacted>" values. Nested in an unexported struct field, fmt prints only
+// "***" values. Nested in an unexported struct field, fmt prints only
 // an address. Use Env, Get or Environ to hand the values to a subprocess.
 // The zero value holds nothing.
 type Credentials struct {
@@ -131,7 +133,7 @@ func (c Credentials) SecretValues() []string {
 	return out
 }
 
-// Redact returns s with every secret value of c replaced by "<redacted>".
+// Redact returns s with every secret value of c replaced by "***".
 func (c Credentials) Redact(s string) string {
 	return redactAll(s, c.SecretValues())
 }
@@ -147,7 +149,7 @@ func redactAll(s string, secrets []string) string {
 }
 
 // String returns the variable names with redacted values, for example
-// "Credentials{AWS_ACCESS_KEY_ID=<redacted> RESTIC_PASSWORD=<redacted>}".
+// "Credentials{AWS_ACCESS_KEY_ID=*** RESTIC_PASSWORD=***}".
 func (c Credentials) String() string {
 	var b strings.Builder
 	b.WriteString("Credentials{")

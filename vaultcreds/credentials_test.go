@@ -58,8 +58,8 @@ func TestCredentialsRedact(t *testing.T) {
 			assert.NotContains(t, out, v, "in %q", out)
 		}
 	}
-	assert.Equal(t, "Credentials{AWS_ACCESS_KEY_ID=<redacted> AWS_SECRET_ACCESS_KEY=<redacted> RESTIC_PASSWORD=<redacted> RESTIC_REPOSITORY=<redacted>}", creds.String())
-	assert.Contains(t, logs.String(), `"RESTIC_PASSWORD":"<redacted>"`)
+	assert.Equal(t, "Credentials{AWS_ACCESS_KEY_ID=*** AWS_SECRET_ACCESS_KEY=*** RESTIC_PASSWORD=*** RESTIC_REPOSITORY=***}", creds.String())
+	assert.Contains(t, logs.String(), `"RESTIC_PASSWORD":"***"`)
 }
 
 func TestCredentialsAccessors(t *testing.T) {
@@ -72,7 +72,7 @@ func TestCredentialsAccessors(t *testing.T) {
 	assert.Equal(t, "pw", creds.Get("RESTIC_PASSWORD"), "Env returns a copy")
 	assert.Equal(t, []string{"AWS_ACCESS_KEY_ID=AK-pw-contains", "RESTIC_PASSWORD=pw", "RESTIC_REPOSITORY=s3:x"}, creds.Environ())
 	assert.Equal(t, []string{"AK-pw-contains", "pw"}, creds.SecretValues(), "longest first, repository excluded")
-	assert.Equal(t, "Fatal: wrong password <redacted> for key <redacted> at s3:x",
+	assert.Equal(t, "Fatal: wrong password *** for key *** at s3:x",
 		creds.Redact("Fatal: wrong password pw for key AK-pw-contains at s3:x"))
 	_, ok := creds.Lookup("AWS_SECRET_ACCESS_KEY")
 	assert.False(t, ok)

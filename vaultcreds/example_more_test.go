@@ -67,5 +67,5 @@ func ExampleFromEnv() {
 	// Output:
 	// vaultcreds: RESTIC_PASSWORD: not set (nor RESTIC_PASSWORD_FILE) (set RESTIC_PASSWORD_FILE to a Docker secret, or use Vault with VAULT_ROLE_ID_FILE, VAULT_SECRET_ID_FILE and VAULT_SECRET_PATH)
 	// vaultcreds: AWS_SECRET_ACCESS_KEY: not set (nor AWS_SECRET_ACCESS_KEY_FILE) while its pair is (set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for an S3 repository, or neither)
-	// Credentials{AWS_ACCESS_KEY_ID=<redacted> AWS_SECRET_ACCESS_KEY=<redacted> RESTIC_PASSWORD=<redacted>}
+	// Credentials{AWS_ACCESS_KEY_ID=*** AWS_SECRET_ACCESS_KEY=*** RESTIC_PASSWORD=***}
 }

@@ -47,9 +47,9 @@ func ExampleCredentials() {
 	fmt.Printf("%+v\n", creds)
 	fmt.Println(creds.Redact("Fatal: wrong password correct horse battery staple"))
 	// Output:
-	// Credentials{AWS_ACCESS_KEY_ID=<redacted> RESTIC_PASSWORD=<redacted>}
-	// Credentials{AWS_ACCESS_KEY_ID=<redacted> RESTIC_PASSWORD=<redacted>}
-	// Fatal: wrong password <redacted>
+	// Credentials{AWS_ACCESS_KEY_ID=*** RESTIC_PASSWORD=***}
+	// Credentials{AWS_ACCESS_KEY_ID=*** RESTIC_PASSWORD=***}
+	// Fatal: wrong password ***
 }
 
 // The Vault configuration as the user's sidecar sets it.
@@ -93,6 +93,6 @@ func ExampleNewSource() {
 	}
 	fmt.Println(creds.Names())
 	// Output:
-	// false vaultcreds.Settings{Plain: vaultcreds.PlainConfig{RESTIC_PASSWORD=<redacted> RESTIC_REPOSITORY=<redacted>}}
+	// false vaultcreds.Settings{Plain: vaultcreds.PlainConfig{RESTIC_PASSWORD=*** RESTIC_REPOSITORY=***}}
 	// [RESTIC_PASSWORD RESTIC_REPOSITORY]
 }

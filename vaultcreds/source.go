@@ -143,7 +143,7 @@ func (p PlainConfig) GoString() string { return p.String() }
 // Format implements fmt.Formatter: every verb prints String.
 func (p PlainConfig) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
 
-// redactedMap is p as NAME(_FILE) → path or "<redacted>".
+// redactedMap is p as NAME(_FILE) → path or "***".
 func (p PlainConfig) redactedMap() map[string]string {
 	m := map[string]string{}
 	for _, d := range describeVars(p.vars()) {
