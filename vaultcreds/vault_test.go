@@ -214,7 +214,7 @@ func TestVault(t *testing.T) {
 		assert.Equal(t, 2, ctlBuf.count("logged in with AppRole"))
 
 		time.Sleep(8*time.Second - time.Since(start))
-		look, err := s.TokenClient(t, tok).Auth().Token().LookupSelf()
+		_, err = s.TokenClient(t, tok).Auth().Token().LookupSelf()
 		require.NoError(t, err, "the renewed token still works after %s", time.Since(start).Round(time.Second))
 		// TTLs count whole seconds: a lookup just before a renewal can read
 		// 0 on a busy machine; the renewal then brings it back up.
@@ -226,7 +226,6 @@ func TestVault(t *testing.T) {
 			ttl, _ := look.TokenTTL()
 			return ttl > 0
 		}, 3*time.Second, 200*time.Millisecond, "the token's TTL is renewed")
-		_ = look
 		creds, err := fetch(t, secrets, c, 20*time.Second)
 		require.NoError(t, err)
 		assert.Equal(t, want, creds.Env())
