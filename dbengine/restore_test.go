@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
@@ -64,31 +63,8 @@ func (c *dbContainer) ready(engine dbimage.Engine) {
 // and returns its exit code, stdout and stderr.
 func (c *dbContainer) exec(stdin string, cmd ...string) (int, string, string) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ex, err := c.cli.ExecCreate(ctx, c.id, client.ExecCreateOptions{
-		Cmd: cmd, Env: c.env, AttachStdin: stdin != "", AttachStdout: true, AttachStderr: true,
-	})
-	require.NoError(c.t, err)
-	att, err := c.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-	require.NoError(c.t, err)
-	defer att.Close()
-	if stdin != "" {
-		_, err = att.Conn.Write([]byte(stdin))
-		require.NoError(c.t, err)
-		require.NoError(c.t, att.CloseWrite())
-	}
-	var stdout, stderr bytes.Buffer
-	_, err = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
-	require.NoError(c.t, err)
-	for {
-		ins, err := c.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-		require.NoError(c.t, err)
-		if !ins.Running {
-			return ins.ExitCode, stdout.String(), stderr.String()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r := dockerbed.ExecWith(c.t, c.cli, c.id, dockerbed.ExecOptions{Env: c.env, Stdin: stdin, Timeout: 2 * time.Minute}, cmd...)
+	return r.ExitCode, r.Stdout, r.Stderr
 }
 
 // session opens a psql session to db that stays (application_name app)

@@ -159,6 +159,7 @@ func (r ExecResult) Output() string { return r.Stdout + r.Stderr }
 // ExecOptions adjust TryExec.
 type ExecOptions struct {
 	Env     []string      // extra KEY=VALUE for the command
+	Stdin   string        // fed to the command's stdin, then closed
 	Timeout time.Duration // default 1 minute
 }
 
@@ -172,7 +173,8 @@ func TryExec(ctx context.Context, cli *client.Client, id string, o ExecOptions, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, Env: o.Env, AttachStdout: true, AttachStderr: true})
+	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, Env: o.Env,
+		AttachStdin: o.Stdin != "", AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", cmd, id, err)
 	}
@@ -181,6 +183,14 @@ func TryExec(ctx context.Context, cli *client.Client, id string, o ExecOptions, 
 		return ExecResult{}, fmt.Errorf("attach exec %q in %s: %w", cmd, id, err)
 	}
 	defer att.Close()
+	if o.Stdin != "" {
+		if _, err := att.Conn.Write([]byte(o.Stdin)); err != nil {
+			return ExecResult{}, fmt.Errorf("write the stdin of %q in %s: %w", cmd, id, err)
+		}
+		if err := att.CloseWrite(); err != nil {
+			return ExecResult{}, fmt.Errorf("close the stdin of %q in %s: %w", cmd, id, err)
+		}
+	}
 	var out, errOut bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
 		return ExecResult{Stdout: out.String(), Stderr: errOut.String()}, fmt.Errorf("read exec %q in %s: %w", cmd, id, err)
