@@ -222,6 +222,9 @@ type Session struct {
 	// workers'. Those that are left when a session opens were left by
 	// processes that are gone.
 	owners string
+	// self is the sidecar's own container as Open inspected it (nil
+	// outside a container): workers take its image, network and mounts.
+	self *container.InspectResponse
 }
 
 // lockOwners is the prefix of the lock owners of a sidecar's runs.
@@ -310,7 +313,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		}
 		warnings = res.Warnings
 	}
-	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners}
+	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self}
 	if !o.Shared {
 		rn.removeLeftoverLocks(ctx, s)
 	}
@@ -618,10 +621,7 @@ func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, t discover.Target,
 	if t.Volume == nil {
 		return worker.Spec{}, fmt.Errorf("%s is not a volume target", t.Path)
 	}
-	self, err := rn.selfContainer(ctx, s.Plan)
-	if err != nil {
-		return worker.Spec{}, err
-	}
+	self := s.self
 	spec := worker.Spec{Image: rn.Config.WorkerImage, Network: "host", Logger: rn.Log, StopGrace: rn.Config.StopTimeout,
 		Labels: map[string]string{
 			discover.WorkerLabel: strings.Join(s.Plan.Projects, ","),
