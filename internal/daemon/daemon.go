@@ -65,9 +65,8 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	if o.CheckTimeout <= 0 {
 		o.CheckTimeout = DefaultCheckTimeout
 	}
-	a := appView{cfg: dm.Config, runner: dm.Runner, log: dm.Log}
 	// Restart what a killed sidecar had stopped, unless a run-once is busy.
-	if err := a.runner.Exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, runlock.ErrBusy) {
+	if err := dm.Runner.Exclusive(ctx, false, func() error { return nil }); err != nil && !errors.Is(err, runlock.ErrBusy) {
 		return err
 	}
 	self, err := dm.Self(ctx)
@@ -75,18 +74,18 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	project := self.Project
-	if len(a.cfg.Projects) > 0 {
-		project = a.cfg.Projects[0]
+	if len(dm.Config.Projects) > 0 {
+		project = dm.Config.Projects[0]
 	}
 	// restic missing or of an unsupported version: say so at start-up.
-	resticVersion, err := backup.ResticVersion(ctx, a.cfg.Restic)
+	resticVersion, err := backup.ResticVersion(ctx, dm.Config.Restic)
 	if err != nil {
 		return err
 	}
 	m := metrics.New(project, dm.Version, resticVersion)
-	a.runner.Metrics = m
-	d := &daemon{a: a, m: m, health: &healthState{started: time.Now(), factor: a.cfg.HealthFactor, checkRetry: o.CheckRetry}}
-	if loc, err := backup.ParseLocation(a.cfg.Repository); err == nil {
+	dm.Runner.Metrics = m
+	d := &daemon{a: dm, m: m, health: &healthState{started: time.Now(), factor: dm.Config.HealthFactor, checkRetry: o.CheckRetry}}
+	if loc, err := backup.ParseLocation(dm.Config.Repository); err == nil {
 		d.s3 = loc.Kind == "s3"
 	}
 	d.refresh(true) // the last run before this start, if any
@@ -103,7 +102,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	}
 	next, _ := scheds[0].NextRun()
 	m.NextRun(next)
-	a.log.Info("sidecar started", "project", project, "schedule", scheds[0].Timetable().String(), "next_run", next, "found_by", self.FoundBy)
+	dm.Log.Info("sidecar started", "project", project, "schedule", scheds[0].Timetable().String(), "next_run", next, "found_by", self.FoundBy)
 
 	// Runs of `sidecar run-once` reach /metrics and /healthz when they are
 	// asked; this also keeps the metrics fresh for a scraper that asks
@@ -118,7 +117,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		}
 	}
 
-	a.log.Info("stopping: cancelling any running backup", "grace", ShutdownGrace)
+	dm.Log.Info("stopping: cancelling any running backup", "grace", ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	for _, s := range scheds {
@@ -128,23 +127,22 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	}
 	checking.Wait()
-	a.log.Info("stopped")
+	dm.Log.Info("stopped")
 	return err
 }
 
 // schedulers returns the backup scheduler, and the retention scheduler
 // when RETENTION_CRON is set.
 func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, error) {
-	a := d.a
-	spec := a.cfg.Schedule
+	spec := dm.Config.Schedule
 	spec.Name = project
 	job := func(ctx context.Context) error {
 		var res runner.Result
-		if err := a.runner.Exclusive(ctx, true, func() error {
-			res = a.runner.Run(ctx) // records its metrics as it goes
+		if err := dm.Runner.Exclusive(ctx, true, func() error {
+			res = dm.Runner.Run(ctx) // records its metrics as it goes
 			d.ownRun(res)
-			if err := SaveLastRun(a.cfg.CacheDir, res, "daemon"); err != nil {
-				a.log.Warn("could not record the run's result", "err", err)
+			if err := SaveLastRun(dm.Config.CacheDir, res, "daemon"); err != nil {
+				dm.Log.Warn("could not record the run's result", "err", err)
 			}
 			return nil
 		}); err != nil {
@@ -164,11 +162,11 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 			d.m.NextRun(next)
 		}
 	}
-	sched, err := schedule.New(spec, job, schedule.WithLogger(a.log),
+	sched, err := schedule.New(spec, job, schedule.WithLogger(dm.Log),
 		schedule.OnRunEnd(func(schedule.RunInfo) { nextRun() }),
 		schedule.OnSkip(func(due time.Time) {
 			d.m.Skipped()
-			a.log.Warn("previous run still going: skipped the run due", "due", due)
+			dm.Log.Warn("previous run still going: skipped the run due", "due", due)
 			nextRun()
 		}))
 	if err != nil {
@@ -176,10 +174,10 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 	}
 	d.health.table = sched.Timetable()
 	scheds := []*schedule.Scheduler{sched}
-	if a.cfg.RetentionCron != "" {
-		retention, err := schedule.New(schedule.Spec{Cron: a.cfg.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
-			return runRetention(ctx, a)
-		}, schedule.WithLogger(a.log))
+	if dm.Config.RetentionCron != "" {
+		retention, err := schedule.New(schedule.Spec{Cron: dm.Config.RetentionCron, TZ: spec.TZ}, func(ctx context.Context) error {
+			return runRetention(ctx, dm)
+		}, schedule.WithLogger(dm.Log))
 		if err != nil {
 			return nil, err
 		}
@@ -191,16 +189,16 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 // serve starts the /metrics and /healthz endpoint on METRICS_LISTEN (nil
 // when it is off).
 func (d *daemon) serve() *http.Server {
-	if d.a.cfg.Listen == "" {
+	if d.a.Config.Listen == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", d.fresh(d.m.Handler()))
 	mux.Handle("/healthz", d.fresh(d.health))
-	srv := &http.Server{Addr: d.a.cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: d.a.Config.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.a.log.Error("metrics endpoint failed", "addr", d.a.cfg.Listen, "err", err)
+			d.a.Log.Error("metrics endpoint failed", "addr", d.a.Config.Listen, "err", err)
 		}
 	}()
 	return srv
@@ -210,7 +208,7 @@ func (d *daemon) serve() *http.Server {
 // updated by its own runs, by the runs of `sidecar run-once` (read back from
 // the last-run file) and by the start-up check.
 type daemon struct {
-	a      appView
+	a      *Daemon
 	m      *metrics.Metrics
 	health *healthState
 
@@ -241,7 +239,7 @@ func (d *daemon) runProvesCheck(res runner.Result) {
 		end := res.Start.Add(res.Duration)
 		d.health.checked(end, nil)
 		d.m.StartupCheck(end, nil)
-		d.a.log.Info("a successful run ended the start-up check")
+		d.a.Log.Info("a successful run ended the start-up check")
 	}
 }
 
@@ -257,7 +255,7 @@ func (d *daemon) fresh(h http.Handler) http.Handler {
 // applied yet: a `sidecar run-once` in this container, or (at start-up,
 // replayed) the last run before this daemon started.
 func (d *daemon) refresh(startup bool) {
-	path := filepath.Join(d.a.cfg.CacheDir, LastRunName)
+	path := filepath.Join(d.a.Config.CacheDir, LastRunName)
 	fi, err := os.Stat(path)
 	if err != nil {
 		return
@@ -267,9 +265,9 @@ func (d *daemon) refresh(startup bool) {
 	if d.seen != nil && fi.ModTime().Equal(d.seen.ModTime()) && fi.Size() == d.seen.Size() {
 		return
 	}
-	lr, ok, err := LoadLastRun(d.a.cfg.CacheDir)
+	lr, ok, err := LoadLastRun(d.a.Config.CacheDir)
 	if err != nil {
-		d.a.log.Warn("could not read the last run's result", "err", err)
+		d.a.Log.Warn("could not read the last run's result", "err", err)
 	}
 	if !ok {
 		return
@@ -296,9 +294,9 @@ func (d *daemon) refresh(startup bool) {
 	d.health.succeededAt(lr.LastSuccess)
 	d.lifecycleFromRun(res)
 	if startup {
-		d.a.log.Info("last run before this start", "by", lr.By, "start", res.Start, "ok", res.OK(), "last_success", lr.LastSuccess)
+		d.a.Log.Info("last run before this start", "by", lr.By, "start", res.Start, "ok", res.OK(), "last_success", lr.LastSuccess)
 	} else {
-		d.a.log.Info("applied a run of "+lr.By, "start", res.Start, "ok", res.OK(), "targets", len(res.Targets))
+		d.a.Log.Info("applied a run of "+lr.By, "start", res.Start, "ok", res.OK(), "targets", len(res.Targets))
 		d.runProvesCheck(res)
 	}
 }
@@ -347,7 +345,7 @@ func (d *daemon) checkUntilOK(ctx context.Context, o Options) {
 		d.m.StartupCheck(end, err)
 		took := end.Sub(start).Round(time.Millisecond)
 		if err != nil {
-			d.a.log.Error("start-up check failed: the next run will fail the same way unless this is fixed; retrying",
+			d.a.Log.Error("start-up check failed: the next run will fail the same way unless this is fixed; retrying",
 				"attempt", attempt, "err", err, "took", took, "retry_in", o.CheckRetry)
 			select {
 			case <-ctx.Done():
@@ -363,7 +361,7 @@ func (d *daemon) checkUntilOK(ctx context.Context, o Options) {
 		if probe.RepoMissing {
 			attrs = append(attrs, "repository", "not initialised yet: the first run initialises it")
 		}
-		d.a.log.Info("start-up check passed: credentials, S3 and the repository are usable", attrs...)
+		d.a.Log.Info("start-up check passed: credentials, S3 and the repository are usable", attrs...)
 		return
 	}
 }
@@ -374,7 +372,7 @@ func (d *daemon) checkUntilOK(ctx context.Context, o Options) {
 func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
 	// Shared: the check does not hold the run lock, so it must leave the
 	// locks of a run in progress alone.
-	s, _, err := d.a.runner.Open(ctx, runner.OpenOptions{Shared: true})
+	s, _, err := d.a.Runner.Open(ctx, runner.OpenOptions{Shared: true})
 	if err != nil {
 		return backup.ProbeResult{}, err
 	}
@@ -394,22 +392,15 @@ func (d *daemon) check(ctx context.Context) (backup.ProbeResult, error) {
 
 // runRetention applies the policy to every target on its own schedule,
 // under the run lock: it never prunes while a backup or restore runs.
-func runRetention(ctx context.Context, a appView) error {
-	return a.runner.Exclusive(ctx, true, func() error {
-		s, _, err := a.runner.Open(ctx, runner.OpenOptions{})
+func runRetention(ctx context.Context, a *Daemon) error {
+	return a.Runner.Exclusive(ctx, true, func() error {
+		s, _, err := a.Runner.Open(ctx, runner.OpenOptions{})
 		if err != nil {
 			return err
 		}
-		if errs := a.runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
+		if errs := a.Runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
 			return errors.New("retention failed for: " + strings.Join(errs, "; "))
 		}
 		return nil
 	})
-}
-
-// appView is what the daemon uses of the sidecar's wiring.
-type appView struct {
-	cfg    config.Config
-	runner *runner.Runner
-	log    *slog.Logger
 }

@@ -76,7 +76,7 @@ func newTestDaemon(t *testing.T, cache string) *daemon {
 	t.Helper()
 	table, err := schedule.ParseSpec(schedule.Spec{Cron: "0 2 * * *", TZ: "UTC"})
 	require.NoError(t, err)
-	a := appView{cfg: config.Config{CacheDir: cache}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a := &Daemon{Config: config.Config{CacheDir: cache}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	return &daemon{a: a, m: metrics.New("app", "test", "0.19.1"),
 		health: &healthState{started: time.Now().Add(-time.Hour), factor: 2, table: table, checkRetry: time.Minute}}
 }

@@ -39,7 +39,7 @@ func TestScheduledRetentionTakesTheRunLock(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	rn := &runner.Runner{Config: cfg, Docker: cli, Discover: disc, Creds: creds, Restic: cfg.Restic,
 		Stops: stopstate.Open(filepath.Join(cache, "stopped.json")), Lock: runlock.New(cache), Log: log}
-	a := appView{cfg: cfg, runner: rn, log: log}
+	a := &Daemon{Config: cfg, Runner: rn, Log: log}
 	ctx := context.Background()
 
 	run := flock.New(filepath.Join(cache, runlock.FileName))
