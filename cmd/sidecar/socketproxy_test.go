@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/testbed"
@@ -223,9 +225,55 @@ func TestSocketProxy(t *testing.T) {
 			unused = append(unused, e.String())
 		}
 	}
+	checkExampleProxyRules(t, filepath.Join(root, "examples", "socket-proxy", "docker-compose.yml"), proxy.Log())
+
+	for _, c := range creates {
+		t.Logf("created: image %s, entrypoint %q, environment %q, network %s, %d mounts", c.Image, c.Entrypoint, c.EnvNames, c.NetworkMode, len(c.Mounts))
+	}
 	t.Logf("%d endpoints used through the proxy (%d requests, %d container creates) in %s:\n  %s",
 		len(used), len(proxy.Log()), len(creates), time.Since(start).Round(time.Second), strings.Join(lines, "\n  "))
 	if len(unused) > 0 {
 		t.Logf("listed but not used in this test: %s", strings.Join(unused, ", "))
+	}
+}
+
+// checkExampleProxyRules checks the socket-proxy service of the example
+// compose file, wollomatic/socket-proxy's -allow<METHOD>=<regexp> flags
+// (anchored with ^…$ as that proxy does): each request the sidecar made
+// passes them, and endpoints it never needs do not.
+func checkExampleProxyRules(t *testing.T, file string, calls []dockerproxy.Call) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+	rules := map[string]*regexp.Regexp{}
+	for _, arg := range compose.Services["socket-proxy"].Command {
+		if flag, re, ok := strings.Cut(arg, "="); ok && strings.HasPrefix(flag, "-allow") && strings.ToUpper(flag[6:]) == flag[6:] {
+			rules[flag[6:]] = regexp.MustCompile("^" + re + "$")
+		}
+	}
+	require.NotEmpty(t, rules, "no -allow<METHOD> flag in %s", file)
+	allowed := func(method, path string) bool { return rules[method] != nil && rules[method].MatchString(path) }
+	seen := map[dockerproxy.Endpoint]bool{}
+	for _, c := range calls {
+		path, _, _ := strings.Cut(c.URL, "?")
+		if !seen[c.Endpoint] && !allowed(c.Method, path) {
+			seen[c.Endpoint] = true
+			t.Errorf("%s refuses %s %s (%s), which the sidecar uses", file, c.Method, path, c.Endpoint)
+		}
+	}
+	for _, refused := range []string{
+		"POST /v1.41/containers/abc/kill", "POST /v1.41/containers/abc/update", "PUT /v1.41/containers/abc/archive",
+		"POST /v1.41/images/create", "DELETE /v1.41/images/platback/sidecar", "POST /v1.41/build", "GET /v1.41/info",
+		"DELETE /v1.41/volumes/app_data", "POST /v1.41/volumes/create", "POST /v1.41/networks/create", "POST /v1.41/swarm/init",
+		"GET /v1.41/secrets", "POST /v1.41/exec/abc/resize", "GET /v1.41/events",
+	} {
+		method, path, _ := strings.Cut(refused, " ")
+		assert.False(t, allowed(method, path), "%s lets %s through", file, refused)
 	}
 }
