@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
@@ -48,7 +49,8 @@ func TestMain(m *testing.M) {
 	if sidecarImage.tag != "" {
 		if cli, err := client.New(client.FromEnv); err == nil {
 			for _, ref := range []string{sidecarImage.tag, sidecarTestRepo + ":e2e", sidecarTestRepo + ":latest"} {
-				if _, err := cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+				// Force removes every tag of the image: the later refs are then gone.
+				if _, err := cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 					fmt.Fprintln(os.Stderr, "remove test image:", err)
 				}
 			}
