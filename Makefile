@@ -1,13 +1,19 @@
 # platback — see README.md. Every target installs the pinned tools it needs
 # into .tools/bin (git-ignored) first.
 
-.PHONY: demo test test-openbao tools bench vet image
+.PHONY: demo e2e test test-openbao tools bench vet image
 
 demo:
 	scripts/demo.sh
 
 test:
 	scripts/test.sh
+
+# The end-to-end test alone (part of make test): two stacks, Vault, MinIO,
+# a scheduled run, run-once, a wipe and a restore, verbose.
+e2e:
+	scripts/tools.sh restic minio vault
+	go test -count=1 -timeout 40m -run '^TestEndToEnd$$' -v ./cmd/sidecar
 
 # The same suite with OpenBao instead of HashiCorp Vault as the Vault server.
 test-openbao:
