@@ -3,6 +3,7 @@ package discover
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 
@@ -118,19 +119,35 @@ func New(cli *client.Client, opts Options) (*Discoverer, error) {
 	return &Discoverer{cli: cli, opts: opts}, nil
 }
 
+// StackBackSocket is where stack-back's compose files mount the Docker
+// socket (- /var/run/docker.sock:/tmp/docker.sock:ro). NewClient uses it when
+// DOCKER_HOST is unset and /var/run/docker.sock does not exist, so a
+// stack-back compose file works with only its image line changed.
+const StackBackSocket = "/tmp/docker.sock"
+
 // NewClient returns a Docker client configured from the environment
-// (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).
-// Unless DOCKER_API_VERSION pins a version, the client negotiates the API
-// version with the engine on its first request (down to API 1.40, Docker
-// 19.03). Close it when done.
+// (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY),
+// else /var/run/docker.sock, else StackBackSocket. Unless
+// DOCKER_API_VERSION pins a version, the client negotiates the API version
+// with the engine on its first request (down to API 1.40, Docker 19.03).
+// Close it when done.
 func NewClient() (*client.Client, error) {
 	// client.New negotiates by default in moby/moby/client v0.6;
 	// WithAPIVersionNegotiation is a deprecated no-op there.
-	cli, err := client.New(client.FromEnv)
+	opts := []client.Opt{client.FromEnv}
+	if os.Getenv("DOCKER_HOST") == "" && !isSocket("/var/run/docker.sock") && isSocket(StackBackSocket) {
+		opts = append(opts, client.WithHost("unix://"+StackBackSocket))
+	}
+	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("discover: docker client: %w", err)
 	}
 	return cli, nil
+}
+
+func isSocket(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().Type() == os.ModeSocket
 }
 
 // projectName matches the names docker compose gives projects.

@@ -416,16 +416,17 @@ func loadSidecarConfig(t *testing.T, side types.ServiceConfig, env map[string]st
 }
 
 // checkDockerSocket checks that the sidecar reaches Docker where its client
-// looks: DOCKER_HOST, else /var/run/docker.sock.
+// looks: DOCKER_HOST, else /var/run/docker.sock, else stack-back's
+// /tmp/docker.sock.
 func checkDockerSocket(t *testing.T, side types.ServiceConfig, env map[string]string) {
 	t.Helper()
 	host := env["DOCKER_HOST"]
 	if host != "" && !strings.HasPrefix(host, "unix://") {
 		return // TCP, through a proxy
 	}
-	want := "/var/run/docker.sock"
+	want := []string{"/var/run/docker.sock", discover.StackBackSocket}
 	if host != "" {
-		want = strings.TrimPrefix(host, "unix://")
+		want = []string{strings.TrimPrefix(host, "unix://")}
 	}
 	var targets []string
 	for _, m := range side.Volumes {
@@ -433,7 +434,7 @@ func checkDockerSocket(t *testing.T, side types.ServiceConfig, env map[string]st
 			targets = append(targets, m.Target)
 		}
 	}
-	if !slices.Contains(targets, want) {
+	if !slices.ContainsFunc(targets, func(t string) bool { return slices.Contains(want, t) }) {
 		t.Errorf("the sidecar's Docker client connects to %s (DOCKER_HOST=%q), but the socket is mounted at %q", want, host, targets)
 	}
 }

@@ -89,7 +89,7 @@ services:
     labels:
       io.platback.test: ${PLATBACK_TEST_OWNER}
     volumes:
-      - /var/run/docker.sock:/var/run/docker.sock:ro
+      - /var/run/docker.sock:/tmp/docker.sock:ro   # stack-back's place, and no DOCKER_HOST
       - restic_data:/restic_data
       - cache:/cache
 volumes:
