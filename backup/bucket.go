@@ -123,6 +123,9 @@ func (r *Repo) bucketError(op string, err error) error {
 // unknown, which is not the same as "no rule".
 var ErrLifecycleUnreadable = errors.New("bucket lifecycle configuration not readable")
 
+// errNoSuchBucket: S3 says the bucket does not exist.
+var errNoSuchBucket = errors.New("the bucket does not exist")
+
 // Warning texts about the bucket's lifecycle configuration (in
 // EnsureResult.Warnings and ProbeResult.Warnings) start with these, so a
 // caller that only kept the text can tell them apart.
@@ -162,6 +165,9 @@ type Lifecycle struct {
 	// WarnExpirationRule) or one about the unreadable configuration
 	// (starting with WarnLifecycleUnreadable).
 	Warnings []string
+	// BucketMissing: the bucket does not exist (yet), so it has no rules;
+	// the first run creates it when Options.CreateBucket allows.
+	BucketMissing bool
 }
 
 // CheckLifecycle reads the lifecycle configuration of the repository's S3
@@ -179,6 +185,9 @@ func (r *Repo) CheckLifecycle(ctx context.Context) Lifecycle {
 		ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
 		defer cancel()
 		l.Rules, l.Err = r.expirationRules(ctx, c)
+		if errors.Is(l.Err, errNoSuchBucket) {
+			l.Err, l.BucketMissing = nil, true
+		}
 	}
 	l.Warnings = lifecycleWarnings(r.loc, l.Rules, l.Err)
 	return l
@@ -198,7 +207,7 @@ func (r *Repo) expirationRules(ctx context.Context, c *minio.Client) ([]Expirati
 			"check the bucket's rules with admin credentials (mc ilm rule ls ALIAS/%s), or allow s3:GetLifecycleConfiguration on arn:aws:s3:::%s",
 			ErrLifecycleUnreadable, b, r.loc.Endpoint, b, b)
 	case code == "NoSuchBucket":
-		return nil, fmt.Errorf("%w: bucket %q on %s does not exist", ErrLifecycleUnreadable, b, r.loc.Endpoint)
+		return nil, fmt.Errorf("%w: %w: bucket %q on %s", ErrLifecycleUnreadable, errNoSuchBucket, b, r.loc.Endpoint)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return nil, fmt.Errorf("%w: bucket %q: no answer from S3 endpoint %s before the deadline", ErrLifecycleUnreadable, b, r.loc.Endpoint)
 	default:

@@ -33,6 +33,13 @@ func TestLifecycleRulesOnMinIO(t *testing.T) {
 		l := openRepo(t, s3.RepoURL(bucket, "repo"), backup.Options{Env: rootEnv("pw")}).CheckLifecycle(ctx)
 		assert.Equal(t, backup.Lifecycle{}, l)
 	})
+	// Before the first run the bucket does not exist: that is no rule and
+	// nothing unknown (sidecar plan used to say "lifecycle unknown").
+	t.Run("no bucket yet", func(t *testing.T) {
+		t.Parallel()
+		l := openRepo(t, s3.RepoURL(newBucketName("ilm-nobucket"), "repo"), backup.Options{Env: rootEnv("pw")}).CheckLifecycle(ctx)
+		assert.Equal(t, backup.Lifecycle{BucketMissing: true}, l)
+	})
 	t.Run("only rules that cannot touch the repository", func(t *testing.T) {
 		t.Parallel()
 		bucket := newBucketName("ilm-harmless")

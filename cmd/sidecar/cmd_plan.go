@@ -70,7 +70,15 @@ func planLifecycle(ctx context.Context, a *app, w io.Writer) {
 		fmt.Fprintf(w, "warning: the S3 bucket's lifecycle rules were not checked, so a rule that expires the repository's objects cannot be ruled out: %v\n", err)
 		return
 	}
-	for _, warning := range s.Repo.CheckLifecycle(ctx).Warnings {
+	l := s.Repo.CheckLifecycle(ctx)
+	for _, warning := range l.Warnings {
 		fmt.Fprintln(w, "warning:", warning)
+	}
+	if l.BucketMissing {
+		if a.cfg.CreateBucket {
+			fmt.Fprintln(w, "note: the repository's bucket does not exist yet; the first run creates it (PLATBACK_CREATE_BUCKET=true)")
+		} else {
+			fmt.Fprintln(w, "warning: the repository's bucket does not exist and PLATBACK_CREATE_BUCKET=false: create it before the first run")
+		}
 	}
 }
