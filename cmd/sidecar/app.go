@@ -35,6 +35,9 @@ func newApp(ctx context.Context) (*app, error) {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(os.Stderr, cfg)
+	// Packages that log through slog's default (dbengine) then log in the
+	// sidecar's format and level too.
+	slog.SetDefault(log)
 	creds, err := vaultcreds.NewSource(cfg.Credentials, vaultcreds.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
