@@ -17,9 +17,12 @@ import (
 
 // EnsureResult says what EnsureRepo found and did.
 type EnsureResult struct {
-	BucketCreated bool     // the S3 bucket was missing and was created
-	Initialized   bool     // the repository was missing and this call initialised it
-	Warnings      []string // dangers found on the way (e.g. a lifecycle rule that expires objects)
+	BucketCreated bool // the S3 bucket was missing and was created
+	Initialized   bool // the repository was missing and this call initialised it
+	// Opened: restic opened the repository with the password (always,
+	// unless EnsureOptions.SkipOpen found its config file).
+	Opened   bool
+	Warnings []string // dangers found on the way (e.g. a lifecycle rule that expires objects)
 	// ExpirationRules are the bucket's lifecycle rules that can delete the
 	// repository's objects (S3 only): each one destroys the repository.
 	ExpirationRules []ExpirationRule
@@ -46,6 +49,26 @@ const initLockStale = 15 * time.Minute
 // file lock plus, for S3, an object written with a conditional put) and
 // verified by opening the repository again.
 func (r *Repo) EnsureRepo(ctx context.Context) (EnsureResult, error) {
+	return r.EnsureRepoWith(ctx, EnsureOptions{})
+}
+
+// EnsureOptions adjust EnsureRepoWith.
+type EnsureOptions struct {
+	// SkipOpen: when the repository's config file is there (for S3 one
+	// HEAD request after the bucket check, for a local repository a stat),
+	// do not open the repository with restic, which costs a key derivation
+	// (by restic's design about half a second of CPU per process). The
+	// caller's next restic command opens it anyway and fails with
+	// ErrWrongPassword if the password does not fit (OpenError explains it
+	// as EnsureRepo would); VerifyPassword checks it on its own. Without a
+	// config file, or for other backends, EnsureRepoWith opens the
+	// repository as EnsureRepo does, so it still initialises only a
+	// repository restic says does not exist.
+	SkipOpen bool
+}
+
+// EnsureRepoWith is EnsureRepo adjusted by o.
+func (r *Repo) EnsureRepoWith(ctx context.Context, o EnsureOptions) (EnsureResult, error) {
 	var res EnsureResult
 	var s3 *minio.Client
 	if r.loc.Kind == "s3" {
@@ -65,15 +88,49 @@ func (r *Repo) EnsureRepo(ctx context.Context) (EnsureResult, error) {
 		res.Warnings = r.logLifecycle(res.ExpirationRules, res.LifecycleErr)
 		s3 = c
 	}
+	if o.SkipOpen && r.hasConfig(ctx, s3) {
+		return res, nil
+	}
 	err := r.catConfig(ctx)
 	if err == nil {
+		res.Opened = true
 		return res, nil
 	}
 	if !errors.Is(err, ErrRepoNotFound) {
-		return res, r.openError(err)
+		return res, r.OpenError(err)
 	}
 	res.Initialized, err = r.initExclusive(ctx, s3)
+	res.Opened = err == nil
 	return res, err
+}
+
+// hasConfig tells whether the repository's config file exists, without
+// restic: a stat for a local repository, a HEAD request for S3 (s3 is the
+// bucket's client). Anything else, or any doubt, is false.
+func (r *Repo) hasConfig(ctx context.Context, s3 *minio.Client) bool {
+	switch {
+	case r.loc.Kind == "local":
+		st, err := os.Stat(filepath.Join(r.loc.Path, "config"))
+		return err == nil && st.Mode().IsRegular()
+	case r.loc.Kind == "s3" && s3 != nil:
+		sctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+		defer cancel()
+		_, err := s3.StatObject(sctx, r.loc.Bucket, r.loc.key("config"), minio.StatObjectOptions{})
+		return err == nil
+	}
+	return false
+}
+
+// VerifyPassword opens the repository with restic, without a lock, to
+// prove it exists and the password fits: nil, or an error as EnsureRepo's
+// (ErrWrongPassword, ErrRepoNotFound, ...). It costs a key derivation.
+func (r *Repo) VerifyPassword(ctx context.Context) error {
+	err := r.run(ctx, invocation{command: "cat", args: []string{"--no-lock", "config"}, json: true,
+		timeout: r.opts.Timeouts.Open, onLine: discard})
+	if err != nil {
+		return r.OpenError(err)
+	}
+	return nil
 }
 
 // logLifecycle logs what the lifecycle check found and returns it as
@@ -148,7 +205,7 @@ func (r *Repo) Probe(ctx context.Context) (ProbeResult, error) {
 		res.RepoMissing = true
 		return res, nil
 	}
-	return res, r.openError(err)
+	return res, r.OpenError(err)
 }
 
 // catConfig opens the repository: nil when it exists and the password fits.
@@ -157,7 +214,11 @@ func (r *Repo) catConfig(ctx context.Context) error {
 		timeout: r.opts.Timeouts.Open, onLine: discard})
 }
 
-func (r *Repo) openError(err error) error {
+// OpenError explains an error of a restic command that opens the
+// repository, as EnsureRepo does: a wrong password (never re-initialise),
+// an unreachable endpoint, credentials the bucket refuses (then it also
+// matches ErrAccessDenied).
+func (r *Repo) OpenError(err error) error {
 	hint := ""
 	switch {
 	case errors.Is(err, ErrWrongPassword):
@@ -200,7 +261,7 @@ func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client) (bool, error
 	case err == nil:
 		return false, nil
 	case !errors.Is(err, ErrRepoNotFound):
-		return false, r.openError(err)
+		return false, r.OpenError(err)
 	}
 	if err := r.run(ctx, invocation{command: "init", json: true, timeout: r.opts.Timeouts.Init, onLine: discard}); err != nil {
 		return false, fmt.Errorf("initialise repository %s: %w", redactURL(r.url), err)

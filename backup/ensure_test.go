@@ -61,20 +61,20 @@ func TestEnsureRepoS3(t *testing.T) {
 		r := openRepo(t, s3.RepoURL(bucket, "app/repo"), backup.Options{Env: rootEnv("pw-empty")})
 		res, err := r.EnsureRepo(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, backup.EnsureResult{Initialized: true}, res)
+		assert.Equal(t, backup.EnsureResult{Initialized: true, Opened: true}, res)
 		assert.Contains(t, objects(t, bucket, ""), "app/repo/config")
 		assert.NotContains(t, objects(t, bucket, ""), "app/repo/platback-init.lock", "the init lock is removed")
 
 		res, err = r.EnsureRepo(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, backup.EnsureResult{}, res, "second EnsureRepo is a no-op")
+		assert.Equal(t, backup.EnsureResult{Opened: true}, res, "second EnsureRepo is a no-op")
 	})
 	t.Run("missing bucket, creation allowed", func(t *testing.T) {
 		bucket := newBucketName("create")
 		r := openRepo(t, s3.RepoURL(bucket, ""), backup.Options{Env: rootEnv("pw-create"), CreateBucket: true})
 		res, err := r.EnsureRepo(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, backup.EnsureResult{BucketCreated: true, Initialized: true}, res)
+		assert.Equal(t, backup.EnsureResult{BucketCreated: true, Initialized: true, Opened: true}, res)
 		assert.Contains(t, objects(t, bucket, ""), "config")
 	})
 	t.Run("missing bucket, creation not allowed", func(t *testing.T) {

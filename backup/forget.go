@@ -92,6 +92,12 @@ type ForgetOptions struct {
 	// same (two volumes of one service, two replicas), so one target's
 	// snapshots can never be forgotten because of another's.
 	GroupBy string
+	// Select, when set, picks among the groups Filter selects those the
+	// policy applies to; the others keep every snapshot (ForgetResult.Others).
+	// It is how one call covers several targets: restic's own filter cannot
+	// select several (paths, tags) groups at once, as several --path must
+	// all be in one snapshot.
+	Select func(ForgetGroup) bool
 	// NoPrune only forgets; the data is removed by a later prune.
 	NoPrune bool
 }
@@ -105,17 +111,29 @@ type ForgetGroup struct {
 	Remove []Snapshot `json:"remove"`
 }
 
+// Snapshots is the number of snapshots the group held.
+func (g ForgetGroup) Snapshots() int { return len(g.Keep) + len(g.Remove) }
+
 // ForgetResult says what a retention run kept and removed.
 type ForgetResult struct {
-	Groups  []ForgetGroup
+	// Groups are the groups the policy was applied to.
+	Groups []ForgetGroup
+	// Others are, with ForgetOptions.Select, the groups it did not select,
+	// with what the policy would have done to them: nothing was removed.
+	Others  []ForgetGroup
 	Kept    int
 	Removed int
 }
 
-// Forget applies a retention policy. It first asks restic what the policy
-// would do (--dry-run); if any group would lose every snapshot it returns
-// ErrPolicyRemovesAll and removes nothing. Otherwise it forgets exactly the
-// snapshots that dry run listed and prunes (unless NoPrune).
+// Forget applies a retention policy; a policy that would remove every
+// snapshot of a group fails with ErrPolicyRemovesAll and removes nothing.
+//
+// Without Select it is one restic process: `forget --prune` with the
+// filter and the policy (restic refuses, before it removes anything, a
+// policy that would empty a group). With Select it is one restic process
+// that asks what the policy would do to every group the filter selects
+// (--dry-run, no lock), and, only when a selected group loses snapshots, a
+// second that forgets exactly those and prunes.
 func (r *Repo) Forget(ctx context.Context, p Policy, o ForgetOptions) (ForgetResult, error) {
 	if err := p.Validate(); err != nil {
 		return ForgetResult{}, err
@@ -130,22 +148,42 @@ func (r *Repo) Forget(ctx context.Context, p Policy, o ForgetOptions) (ForgetRes
 	if err != nil {
 		return ForgetResult{}, err
 	}
-	args := append([]string{"--dry-run", "--group-by", o.GroupBy}, filter...)
+	args := append([]string{"--group-by", o.GroupBy}, filter...)
 	args = append(args, p.args()...)
+	inv := invocation{command: "forget", json: true, locking: true, timeout: r.opts.Timeouts.Forget}
+	switch {
+	case o.Select != nil:
+		inv.args, inv.locking = append([]string{"--dry-run", "--no-lock"}, args...), false
+	case !o.NoPrune:
+		inv.args = append([]string{"--prune"}, args...)
+	default:
+		inv.args = args
+	}
 	var out []byte
-	err = r.run(ctx, invocation{command: "forget", args: args, json: true, locking: true,
-		timeout: r.opts.Timeouts.Forget, onLine: func(b []byte) { out = append(out, b...) }})
+	inv.onLine = func(b []byte) { out = append(out, b...) }
+	err = r.run(ctx, inv)
 	if err != nil && strings.Contains(err.Error(), "refusing to delete last snapshot") {
-		// restic's own guard, which agrees with ours.
+		// restic's own guard: it stopped before it removed anything.
 		return ForgetResult{}, fmt.Errorf("%w: policy %q; nothing was removed, widen the policy: %v", ErrPolicyRemovesAll, p, err)
 	}
-	if err != nil {
+	if err != nil && o.Select != nil {
 		return ForgetResult{}, fmt.Errorf("retention dry run (%s): %w", p, err)
 	}
-	res, err := planForget(out)
+	if err != nil {
+		return ForgetResult{}, fmt.Errorf("retention (%s): %w", p, err)
+	}
+	res, err := planForget(out, o.Select)
 	if err != nil {
 		return res, err
 	}
+	if o.Select == nil {
+		if res.Removed > 0 {
+			r.log.Info("retention applied", "policy", p.String(), "kept", res.Kept, "removed", res.Removed, "pruned", !o.NoPrune)
+		}
+		return res, nil
+	}
+	// restic's dry run refused to empty any group already; this is the
+	// same rule, checked on what is about to be removed.
 	if err := refuseRemoveAll(res.Groups, p); err != nil {
 		return res, err
 	}
@@ -171,16 +209,23 @@ func (r *Repo) Forget(ctx context.Context, p Policy, o ForgetOptions) (ForgetRes
 	return res, nil
 }
 
-// planForget reads restic forget --dry-run --json output.
-func planForget(out []byte) (ForgetResult, error) {
+// planForget reads restic forget --json output; with selected, the groups
+// it does not select go to Others.
+func planForget(out []byte, selected func(ForgetGroup) bool) (ForgetResult, error) {
 	var res ForgetResult
 	if len(strings.TrimSpace(string(out))) == 0 {
 		return res, nil
 	}
-	if err := json.Unmarshal(out, &res.Groups); err != nil {
+	var groups []ForgetGroup
+	if err := json.Unmarshal(out, &groups); err != nil {
 		return res, fmt.Errorf("read restic forget output: %w", err)
 	}
-	for _, g := range res.Groups {
+	for _, g := range groups {
+		if selected != nil && !selected(g) {
+			res.Others = append(res.Others, g)
+			continue
+		}
+		res.Groups = append(res.Groups, g)
 		res.Kept += len(g.Keep)
 		res.Removed += len(g.Remove)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -18,6 +20,11 @@ const SupportedRestic = "0.19"
 type Options struct {
 	// Restic is the restic binary; default "restic" from PATH.
 	Restic string
+	// ResticVersion is the version of the restic binary when the caller
+	// already checked that very file (e.g. a worker container started from
+	// the image whose restic its sidecar checked): Open then runs no
+	// `restic version`. It must still be a supported version.
+	ResticVersion string
 	// Env holds the credentials restic needs, kept in memory only:
 	// RESTIC_PASSWORD (or RESTIC_PASSWORD_FILE), AWS_ACCESS_KEY_ID,
 	// AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ...
@@ -99,8 +106,9 @@ type Repo struct {
 }
 
 // Open checks the repository URL and the restic binary (which must be
-// restic 0.19.x) and returns a Repo. It does not touch the repository: call
-// EnsureRepo for that.
+// restic 0.19.x; `restic version` runs once per binary file in a process)
+// and returns a Repo. It does not touch the repository: call EnsureRepo for
+// that.
 func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 	loc, err := ParseLocation(repoURL)
 	if err != nil {
@@ -138,7 +146,12 @@ func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 		return nil, fmt.Errorf("no repository password: set RESTIC_PASSWORD (or RESTIC_PASSWORD_FILE) in Options.Env")
 	}
 	r := &Repo{url: repoURL, loc: loc, opts: opts, bin: bin, log: opts.Logger, redact: newRedactor(env)}
-	if r.Version, err = r.resticVersion(ctx); err != nil {
+	if opts.ResticVersion != "" {
+		r.Version, err = checkVersion("restic " + opts.ResticVersion)
+	} else {
+		r.Version, err = r.resticVersion(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -147,9 +160,13 @@ func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 // Location returns the parsed repository URL.
 func (r *Repo) Location() Location { return r.loc }
 
+// Binary is the path of the restic binary the Repo runs.
+func (r *Repo) Binary() string { return r.bin }
+
 // ResticVersion runs `restic version` with the binary bin (a path or a
-// name looked up in PATH) and returns its version when it is one this
-// package supports, else an error wrapping ErrUnsupportedRestic.
+// name looked up in PATH), unless this process already did for that file,
+// and returns its version when it is one this package supports, else an
+// error wrapping ErrUnsupportedRestic.
 func ResticVersion(ctx context.Context, bin string) (string, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
@@ -161,7 +178,38 @@ func ResticVersion(ctx context.Context, bin string) (string, error) {
 
 var versionRE = regexp.MustCompile(`restic (\d+)\.(\d+)\.(\d+)`)
 
+// checkedVersions holds the supported versions found by `restic version`,
+// by binary file: a process asks each binary once (a daemon checks at
+// start-up and opens a Repo at every run), and again only when the file
+// changed.
+var checkedVersions sync.Map // binaryFile → string
+
+// binaryFile is what identifies a binary's content cheaply.
+type binaryFile struct {
+	path    string
+	size    int64
+	modTime time.Time
+}
+
+// resticVersion returns the version of r.bin, running `restic version`
+// unless this process already checked the same file.
 func (r *Repo) resticVersion(ctx context.Context) (string, error) {
+	st, err := os.Stat(r.bin)
+	if err != nil {
+		return r.runVersion(ctx)
+	}
+	key := binaryFile{path: r.bin, size: st.Size(), modTime: st.ModTime()}
+	if v, ok := checkedVersions.Load(key); ok {
+		return v.(string), nil
+	}
+	v, err := r.runVersion(ctx)
+	if err == nil {
+		checkedVersions.Store(key, v)
+	}
+	return v, err
+}
+
+func (r *Repo) runVersion(ctx context.Context) (string, error) {
 	var out []byte
 	err := r.run(ctx, invocation{command: "version", timeout: r.opts.Timeouts.Open,
 		onLine: func(b []byte) { out = append(out, b...) }})

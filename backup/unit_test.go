@@ -121,7 +121,7 @@ func TestPolicy(t *testing.T) {
 func TestPlanForgetRefusesRemoveAll(t *testing.T) {
 	out := []byte(`[{"tags":["kind=volume"],"host":"app","paths":["/volumes"],"keep":[{"id":"aa"}],"remove":[{"id":"bb"},{"id":"cc"}]},
 	{"tags":["kind=postgres"],"host":"app","paths":["/databases/db.sql"],"keep":[],"remove":[{"id":"dd"}]}]`)
-	res, err := planForget(out)
+	res, err := planForget(out, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Kept)
 	assert.Equal(t, 3, res.Removed)
@@ -130,7 +130,7 @@ func TestPlanForgetRefusesRemoveAll(t *testing.T) {
 	assert.Contains(t, err.Error(), "kind=postgres")
 	require.NoError(t, refuseRemoveAll(res.Groups[:1], Policy{Last: 1}))
 
-	empty, err := planForget([]byte("[]\n"))
+	empty, err := planForget([]byte("[]\n"), nil)
 	require.NoError(t, err)
 	assert.Zero(t, empty.Removed)
 }
