@@ -51,39 +51,85 @@ type fakeSteps struct {
 	engine    *fakeEngine
 	mu        sync.Mutex
 	backedUp  []string
+	workers   [][]string // the targets of each worker, in order
 	forgotten []string
-	fail      map[string]bool
+	forgets   int
+	verified  int
+	verifyErr error
+	fail      map[string]error
 	running   int
 	most      int
 }
 
-func (f *fakeSteps) backup(ctx context.Context, _ *Session, t discover.Target) (backup.Summary, error) {
+func (f *fakeSteps) verify(context.Context, *Session) error {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verified++
+	f.engine.record("verify")
+	return f.verifyErr
+}
+
+// start and end bracket a unit of work: a worker or a dump.
+func (f *fakeSteps) start() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.running++
 	f.most = max(f.most, f.running)
-	f.mu.Unlock()
+}
+
+func (f *fakeSteps) end() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running--
+}
+
+func (f *fakeSteps) backupOne(t discover.Target) (backup.Summary, error) {
 	time.Sleep(5 * time.Millisecond)
 	f.engine.record("backup " + t.Path)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.running--
 	f.backedUp = append(f.backedUp, t.Path)
-	if f.fail[t.Path] {
-		return backup.Summary{}, fmt.Errorf("backup of %s failed", t.Path)
+	if err := f.fail[t.Path]; err != nil {
+		return backup.Summary{}, err
 	}
 	return backup.Summary{SnapshotID: "snap-" + t.Path}, nil
 }
 
-func (f *fakeSteps) forget(_ context.Context, _ *Session, t discover.Target) (backup.ForgetResult, error) {
+func (f *fakeSteps) backupVolumes(_ context.Context, _ *Session, targets []discover.Target, done func(int, backup.Summary, error)) {
+	f.start()
+	defer f.end()
+	var ps []string
+	for _, t := range targets {
+		ps = append(ps, t.Path)
+	}
+	f.mu.Lock()
+	f.workers = append(f.workers, ps)
+	f.mu.Unlock()
+	for j, t := range targets {
+		sum, err := f.backupOne(t)
+		done(j, sum, err)
+	}
+}
+
+func (f *fakeSteps) backupDatabase(_ context.Context, _ *Session, t discover.Target) (backup.Summary, error) {
+	f.start()
+	defer f.end()
+	return f.backupOne(t)
+}
+
+func (f *fakeSteps) forget(_ context.Context, _ *Session, targets []discover.Target) (backup.ForgetResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.forgotten = append(f.forgotten, t.Path)
+	f.forgets++
+	for _, t := range targets {
+		f.forgotten = append(f.forgotten, t.Path)
+	}
 	return backup.ForgetResult{}, nil
 }
 
 func testRunner(t *testing.T, cfg config.Config) (*Runner, *fakeEngine, *fakeSteps) {
 	engine := &fakeEngine{failOn: map[string]error{}}
-	steps := &fakeSteps{engine: engine, fail: map[string]bool{}}
+	steps := &fakeSteps{engine: engine, fail: map[string]error{}}
 	if cfg.Policy.Validate() != nil {
 		cfg.Policy = backup.DefaultPolicy()
 	}
@@ -100,8 +146,9 @@ func dump(path string) discover.Target {
 	return discover.Target{Kind: discover.KindPostgres, Path: path, Database: &discover.DatabaseTarget{Engine: discover.KindPostgres}}
 }
 
+// session is an opened session: EnsureRepo opened the repository.
 func session(targets ...discover.Target) *Session {
-	return &Session{Plan: discover.Plan{Projects: []string{"p"}, Targets: targets}, Host: "p"}
+	return &Session{Plan: discover.Plan{Projects: []string{"p"}, Targets: targets}, Host: "p", opened: true}
 }
 
 func paths(rs []TargetResult) []string {
@@ -117,7 +164,7 @@ func TestRunDecisions(t *testing.T) {
 	app := discover.ContainerRef{ID: "app", Name: "app", Project: "p", Service: "app", DependsOn: []string{"db"}}
 
 	t.Run("a stop window stops its containers once, dependents first, and restarts them, dependencies first", func(t *testing.T) {
-		rn, engine, _ := testRunner(t, config.Config{})
+		rn, engine, steps := testRunner(t, config.Config{})
 		s := session(vol("/volumes/app/a", app), vol("/volumes/app/b", app), vol("/volumes/app/shared", app, db), vol("/volumes/web/w"), dump("/databases/pg/all_databases.sql"))
 		var res Result
 		rn.runSession(context.Background(), s, &res)
@@ -126,6 +173,10 @@ func TestRunDecisions(t *testing.T) {
 			"start db", "start app", "backup /volumes/web/w", "backup /databases/pg/all_databases.sql"}, engine.calls)
 		assert.Equal(t, paths(res.Targets), []string{"/volumes/app/a", "/volumes/app/b", "/volumes/app/shared", "/volumes/web/w", "/databases/pg/all_databases.sql"},
 			"results in plan order")
+		assert.Equal(t, [][]string{{"/volumes/app/a", "/volumes/app/b", "/volumes/app/shared"}, {"/volumes/web/w"}}, steps.workers,
+			"one worker for the stop window, one for the volumes that need no stop")
+		assert.Equal(t, 1, steps.forgets, "one retention call for every target")
+		assert.Zero(t, steps.verified, "the repository was opened already")
 		list, err := rn.Stops.List()
 		require.NoError(t, err)
 		assert.Empty(t, list, "the state file forgets what runs again")
@@ -133,7 +184,7 @@ func TestRunDecisions(t *testing.T) {
 
 	t.Run("one failing target hides no other, and retention covers only the ones that succeeded", func(t *testing.T) {
 		rn, engine, steps := testRunner(t, config.Config{})
-		steps.fail["/volumes/app/b"] = true
+		steps.fail["/volumes/app/b"] = errors.New("backup of /volumes/app/b failed")
 		s := session(vol("/volumes/app/a", app), vol("/volumes/app/b", app), dump("/databases/pg/all_databases.sql"))
 		var res Result
 		rn.runSession(context.Background(), s, &res)
@@ -143,6 +194,7 @@ func TestRunDecisions(t *testing.T) {
 		assert.NoError(t, res.Targets[0].Err)
 		assert.NoError(t, res.Targets[2].Err)
 		assert.Equal(t, []string{"/volumes/app/a", "/databases/pg/all_databases.sql"}, steps.forgotten)
+		assert.Equal(t, 1, steps.forgets)
 		assert.Contains(t, engine.calls, "start app", "restarted after a failed target")
 	})
 
@@ -176,22 +228,83 @@ func TestRunDecisions(t *testing.T) {
 		assert.Empty(t, steps.forgotten)
 	})
 
-	t.Run("PLATBACK_PARALLEL bounds the targets at once; a window stays in order", func(t *testing.T) {
+	t.Run("PLATBACK_PARALLEL bounds the workers and dumps at once and shares out the volumes that need no stop; a window stays in order", func(t *testing.T) {
 		rn, engine, steps := testRunner(t, config.Config{Parallel: 3})
 		var targets []discover.Target
 		for i := range 12 {
 			targets = append(targets, vol(fmt.Sprintf("/volumes/s%02d/data", i)))
 		}
-		targets = append(targets, vol("/volumes/app/a", app), vol("/volumes/app/b", app))
+		targets = append(targets, vol("/volumes/app/a", app), vol("/volumes/app/b", app), dump("/databases/pg/all.sql"), dump("/databases/pg2/all.sql"))
 		var res Result
 		rn.runSession(context.Background(), session(targets...), &res)
 		require.True(t, res.OK())
+		assert.Len(t, res.Targets, 16)
 		assert.Equal(t, 3, steps.most)
+		assert.Len(t, steps.workers, 4, "three workers share the 12 volumes that need no stop, one for the window")
+		for _, w := range steps.workers {
+			if !slices.Contains(w, "/volumes/app/a") {
+				assert.Len(t, w, 4)
+			}
+		}
 		a := slices.Index(engine.calls, "backup /volumes/app/a")
 		b := slices.Index(engine.calls, "backup /volumes/app/b")
 		assert.Less(t, slices.Index(engine.calls, "stop app"), a)
 		assert.Less(t, a, b)
 		assert.Less(t, b, slices.Index(engine.calls, "start app"))
+	})
+
+	t.Run("with PLATBACK_PARALLEL 1 one worker backs up every volume that needs no stop", func(t *testing.T) {
+		rn, _, steps := testRunner(t, config.Config{Parallel: 1})
+		s := session(vol("/volumes/a/x"), dump("/databases/pg/all.sql"), vol("/volumes/b/y"), vol("/volumes/c/z"))
+		var res Result
+		rn.runSession(context.Background(), s, &res)
+		require.True(t, res.OK())
+		assert.Equal(t, [][]string{{"/volumes/a/x", "/volumes/b/y", "/volumes/c/z"}}, steps.workers)
+		assert.Equal(t, paths(res.Targets), []string{"/volumes/a/x", "/databases/pg/all.sql", "/volumes/b/y", "/volumes/c/z"})
+	})
+
+	t.Run("a wrong password fails the run as such; nothing more starts, nothing is forgotten", func(t *testing.T) {
+		rn, engine, steps := testRunner(t, config.Config{})
+		steps.fail["/volumes/a/x"] = fmt.Errorf("backup paths /volumes/a/x: %w", backup.ErrWrongPassword)
+		steps.fail["/volumes/b/y"] = fmt.Errorf("backup paths /volumes/b/y: %w", backup.ErrWrongPassword)
+		s := session(vol("/volumes/a/x"), vol("/volumes/b/y"), dump("/databases/pg/all.sql"), vol("/volumes/app/a", app))
+		s.opened = false // EnsureRepo found the config file and did not open the repository
+		var res Result
+		rn.runSession(context.Background(), s, &res)
+		require.ErrorIs(t, res.Err, backup.ErrWrongPassword)
+		assert.Empty(t, res.Targets, "the run failed, not its targets, as when EnsureRepo finds a wrong password")
+		assert.NotContains(t, steps.backedUp, "/databases/pg/all.sql", "the dump did not start")
+		assert.NotContains(t, engine.calls, "stop app", "no container stopped for a repository that does not open")
+		assert.Zero(t, steps.verified, "the failed backups said enough")
+		assert.Zero(t, steps.forgets)
+	})
+
+	t.Run("containers are stopped only once the repository opened with the password", func(t *testing.T) {
+		rn, engine, steps := testRunner(t, config.Config{})
+		s := session(vol("/volumes/app/a", app), vol("/volumes/web/w"))
+		s.opened = false
+		var res Result
+		rn.runSession(context.Background(), s, &res)
+		require.True(t, res.OK())
+		assert.Equal(t, []string{"verify", "stop app", "backup /volumes/app/a", "start app", "backup /volumes/web/w"}, engine.calls)
+
+		rn, engine, steps = testRunner(t, config.Config{})
+		s = session(vol("/volumes/web/w"), vol("/volumes/app/a", app))
+		s.opened = false
+		rn.runSession(context.Background(), s, &res)
+		assert.Equal(t, []string{"backup /volumes/web/w", "stop app", "backup /volumes/app/a", "start app"}, engine.calls,
+			"a backup before the window proved the password")
+		assert.Zero(t, steps.verified)
+
+		rn, engine, steps = testRunner(t, config.Config{})
+		steps.verifyErr = fmt.Errorf("open repository: %w", backup.ErrWrongPassword)
+		s = session(vol("/volumes/app/a", app), vol("/volumes/app/b", app))
+		s.opened = false
+		res = Result{}
+		rn.runSession(context.Background(), s, &res)
+		assert.ErrorIs(t, res.Err, backup.ErrWrongPassword)
+		assert.Equal(t, []string{"verify"}, engine.calls, "nothing stopped, nothing backed up")
+		assert.Empty(t, res.Targets)
 	})
 
 	t.Run("a cancelled run starts nothing more and says it was interrupted", func(t *testing.T) {

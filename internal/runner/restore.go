@@ -184,20 +184,25 @@ func (rn *Runner) RestoreVolume(ctx context.Context, s *Session, t discover.Targ
 			return res, err
 		}
 	}
-	spec, err := rn.WorkerSpec(ctx, s, t, false)
+	spec, skipped, err := rn.WorkerSpec(ctx, s, []discover.Target{t}, false)
+	if err == nil {
+		err = skipped[0]
+	}
 	if err != nil {
 		return res, err
 	}
 	owner := s.workerOwner()
-	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{Op: worker.OpRestore, Repository: s.URL, Env: s.Env,
+	req := worker.Request{Op: worker.OpRestore, Repository: s.URL, Env: s.Env,
 		Host: s.Host, Snapshot: res.Snapshot.ID, Path: snapshotPath, Mirror: o.Mirror, DryRun: o.DryRun, Owner: owner,
-		Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel})
+		Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel}
+	rn.workerRestic(&req, spec, s)
+	resps, err := worker.Run(ctx, rn.Docker, spec, req, nil)
 	if err != nil {
 		rn.removeWorkerLocks(ctx, s, owner, err)
 		return res, err
 	}
-	res.Summary = resp.Restore
-	return res, workerError(resp.Err(), s)
+	res.Summary = resps[0].Restore
+	return res, workerError(resps[0].Err(), s)
 }
 
 // volumeUsers returns the running containers of the plan's projects that

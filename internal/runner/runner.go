@@ -225,6 +225,38 @@ type Session struct {
 	// self is the sidecar's own container as Open inspected it (nil
 	// outside a container): workers take its image, network and mounts.
 	self *container.InspectResponse
+
+	mu sync.Mutex
+	// opened: a restic process of this session opened the repository with
+	// its password (EnsureRepo, a backup, VerifyPassword).
+	opened bool
+	// unusable is the error that makes every restic process of the session
+	// fail alike (a wrong password), once one met it.
+	unusable error
+}
+
+// outcome notes what a restic process of the session says about the
+// repository: its success proves the password, a wrong password makes
+// the repository unusable for the rest of the session.
+func (s *Session) outcome(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.opened = true
+	case errors.Is(err, backup.ErrWrongPassword) && s.unusable == nil:
+		s.unusable = err
+		if s.Repo != nil {
+			s.unusable = s.Repo.OpenError(err)
+		}
+	}
+}
+
+// unusableErr is the error that makes the repository unusable, or nil.
+func (s *Session) unusableErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unusable
 }
 
 // lockOwners is the prefix of the lock owners of a sidecar's runs.
@@ -306,14 +338,19 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		return nil, nil, err
 	}
 	var warnings []string
+	opened := false
 	if o.Ensure {
-		res, err := repo.EnsureRepo(ctx)
+		// The repository is opened with the password only when its config
+		// file is missing: otherwise the run's first restic process proves
+		// the password (and containers are never stopped before one has:
+		// repositoryOpens).
+		res, err := repo.EnsureRepoWith(ctx, backup.EnsureOptions{SkipOpen: true})
 		if err != nil {
 			return nil, nil, err
 		}
-		warnings = res.Warnings
+		warnings, opened = res.Warnings, res.Opened
 	}
-	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self}
+	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self, opened: opened}
 	if !o.Shared {
 		rn.removeLeftoverLocks(ctx, s)
 	}
@@ -402,10 +439,18 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
 		return
 	}
-	if rn.Config.RetentionCron == "" {
-		res.Retention = rn.Retention(ctx, s, succeeded(s.Plan.Targets, res.Targets))
+	if err := s.unusableErr(); err != nil {
+		// As when EnsureRepo finds a wrong password: the run's error, not
+		// its targets'.
+		res.Err = err
+		res.Targets = slices.DeleteFunc(res.Targets, func(t TargetResult) bool { return errors.Is(t.Err, backup.ErrWrongPassword) })
+		return
 	}
-	rn.countSnapshots(ctx, s)
+	var forgot *backup.ForgetResult
+	if rn.Config.RetentionCron == "" {
+		forgot, res.Retention = rn.retention(ctx, s, succeeded(s.Plan.Targets, res.Targets))
+	}
+	rn.countSnapshots(ctx, s, forgot)
 	if rn.Config.Check {
 		start := time.Now()
 		err := s.Repo.Check(ctx, backup.CheckOptions{ReadDataSubset: rn.Config.CheckSubset})
@@ -426,32 +471,49 @@ func succeeded(targets []discover.Target, results []TargetResult) []discover.Tar
 	return ok
 }
 
-// backupAll backs up every target of the plan, up to Config.Parallel at a
-// time, in plan order, except that the volume targets of one stop window
-// are backed up together (one after the other) while its containers are
-// stopped. It starts nothing more once ctx is cancelled; the results are
-// those of the targets it got to, in plan order.
+// backupAll backs up every target of the plan. The units of work are a
+// stop window (its containers stopped once, its volumes backed up in one
+// worker container), the volumes that need no stop (one worker container,
+// or with PLATBACK_PARALLEL n up to n workers, each with a contiguous share
+// of them) and each database dump. Up to Config.Parallel units run at a
+// time, started in plan order. It starts nothing more once ctx is
+// cancelled; the results are those of the targets it got to, in plan order.
 func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
 	targets := s.Plan.Targets
+	parallel := max(rn.Config.Parallel, 1)
 	windows, windowOf := StopWindows(targets)
+	var free []int // the volume targets that need no stop
+	for i, t := range targets {
+		if _, inWindow := windowOf[i]; t.Volume != nil && !inWindow {
+			free = append(free, i)
+		}
+	}
+	shareAt := map[int][]int{} // first target of a share → the share
+	for _, share := range shares(free, parallel) {
+		shareAt[share[0]] = share
+	}
 	results := make([]*TargetResult, len(targets))
-	// A unit is a window or a lone target.
 	var units []func()
 	seen := map[int]bool{}
 	for i, t := range targets {
-		if w, ok := windowOf[i]; ok {
-			if !seen[w] {
-				seen[w] = true
-				units = append(units, func() { rn.backupWindow(ctx, s, windows[w], results) })
+		w, inWindow := windowOf[i]
+		switch {
+		case inWindow && !seen[w]:
+			seen[w] = true
+			units = append(units, func() { rn.backupWindow(ctx, s, windows[w], results) })
+		case inWindow:
+		case t.Volume != nil:
+			if share, ok := shareAt[i]; ok {
+				units = append(units, func() { rn.backupVolumes(ctx, s, share, results) })
 			}
-			continue
+		default:
+			units = append(units, func() {
+				tr := rn.backupDump(ctx, s, t)
+				results[i] = &tr
+			})
 		}
-		units = append(units, func() {
-			tr := rn.backupTarget(ctx, s, t)
-			results[i] = &tr
-		})
 	}
-	sem := make(chan struct{}, max(rn.Config.Parallel, 1))
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, unit := range units {
 		sem <- struct{}{}
@@ -473,25 +535,36 @@ func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
 	return out
 }
 
+// shares cuts idx into at most n contiguous shares of nearly equal size.
+func shares(idx []int, n int) [][]int {
+	n = min(n, len(idx))
+	out := make([][]int, 0, n)
+	for k := range n {
+		out = append(out, idx[k*len(idx)/n:(k+1)*len(idx)/n])
+	}
+	return out
+}
+
 // backupWindow stops a window's containers once (dependents first), backs
-// up its targets, and restarts the containers (dependencies first) whatever
-// happened.
+// up its volumes in one worker, and restarts the containers (dependencies
+// first) whatever happened. Containers are never stopped for a repository
+// that does not open.
 func (rn *Runner) backupWindow(ctx context.Context, s *Session, w StopWindow, results []*TargetResult) {
-	start := discover.StartOrder(w.Stop)
-	stopOrder := slices.Clone(start)
-	slices.Reverse(stopOrder)
-	restart, err := rn.stop(ctx, stopOrder)
-	for _, i := range w.Targets {
-		var tr TargetResult
-		if err != nil {
-			tr = rn.failTarget(s.Plan.Targets[i], time.Now(), err)
-		} else {
-			tr = rn.backupTarget(ctx, s, s.Plan.Targets[i])
+	start := time.Now()
+	err := rn.repositoryOpens(ctx, s)
+	restart := func() error { return nil }
+	if err == nil {
+		order := discover.StartOrder(w.Stop)
+		slices.Reverse(order)
+		restart, err = rn.stop(ctx, order)
+	}
+	if err != nil {
+		for _, i := range w.Targets {
+			tr := rn.targetDone(s, s.Plan.Targets[i], start, time.Now(), backup.Summary{}, err)
+			results[i] = &tr
 		}
-		results[i] = &tr
-		if ctx.Err() != nil {
-			break
-		}
+	} else {
+		rn.backupVolumes(ctx, s, w.Targets, results)
 	}
 	if rerr := restart(); rerr != nil {
 		rn.Log.Error("could not restart every container stopped for the backup", "err", rerr)
@@ -504,32 +577,85 @@ func (rn *Runner) backupWindow(ctx context.Context, s *Session, w StopWindow, re
 	}
 }
 
-// failTarget is the result of a target that could not start.
-func (rn *Runner) failTarget(t discover.Target, start time.Time, err error) TargetResult {
-	rn.Log.Error("target failed", "target", t.Path, "err", err)
-	rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseBackup, Start: start, Duration: time.Since(start), Err: err, HasFiles: true})
-	return TargetResult{Path: t.Path, Service: t.Service, Kind: string(t.Kind), Err: err, Error: err.Error()}
+// repositoryOpens makes sure a restic process of this session opened the
+// repository with its password — EnsureRepo, a target backed up, or else
+// `restic cat config` now — before containers are stopped for a backup.
+func (rn *Runner) repositoryOpens(ctx context.Context, s *Session) error {
+	if err := s.unusableErr(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	opened := s.opened
+	s.mu.Unlock()
+	if opened {
+		return nil
+	}
+	err := rn.steps().verify(ctx, s)
+	s.outcome(err)
+	return err
 }
 
-func (rn *Runner) backupTarget(ctx context.Context, s *Session, t discover.Target) TargetResult {
-	log := rn.Log.With("target", t.Path)
-	tr := TargetResult{Path: t.Path, Service: t.Service, Kind: string(t.Kind)}
-	start := time.Now()
-	var sum backup.Summary
-	var err error
-	phase := metrics.PhaseBackup
-	if t.Volume == nil {
-		phase = metrics.PhaseDump
+// backupVolumes backs up the volume targets idx (indexes into the plan) in
+// a worker container: one snapshot each, one after the other, each
+// recorded as soon as the worker reports it. A target whose volume is gone,
+// or that the worker did not get to, fails alone.
+func (rn *Runner) backupVolumes(ctx context.Context, s *Session, idx []int, results []*TargetResult) {
+	targets := make([]discover.Target, len(idx))
+	for j, i := range idx {
+		targets[j] = s.Plan.Targets[i]
 	}
-	sum, err = rn.steps().backup(ctx, s, t)
-	tr.Duration = time.Since(start)
-	tr.SnapshotID, tr.FilesNew, tr.Changed, tr.BytesAdded = sum.SnapshotID, sum.FilesNew, sum.FilesChanged, sum.DataAdded
+	var mu sync.Mutex
+	start := time.Now() // of the next target to report: its work began when the previous one's ended
+	done := func(j int, sum backup.Summary, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		tr := rn.targetDone(s, targets[j], start, now, sum, err)
+		results[idx[j]] = &tr
+		start = now
+	}
+	if err := s.unusableErr(); err != nil {
+		for j := range targets {
+			done(j, backup.Summary{}, err)
+		}
+		return
+	}
+	rn.steps().backupVolumes(ctx, s, targets, done)
+}
+
+// backupDump backs up a database target.
+func (rn *Runner) backupDump(ctx context.Context, s *Session, t discover.Target) TargetResult {
+	start := time.Now()
+	err := s.unusableErr()
+	var sum backup.Summary
+	if err == nil {
+		sum, err = rn.steps().backupDatabase(ctx, s, t)
+	}
+	return rn.targetDone(s, t, start, time.Now(), sum, err)
+}
+
+// targetDone is a target's result from its outcome: it is logged, recorded
+// in the metrics, and noted by the session.
+func (rn *Runner) targetDone(s *Session, t discover.Target, start, end time.Time, sum backup.Summary, err error) TargetResult {
+	s.outcome(err)
+	log := rn.Log.With("target", t.Path)
+	tr := TargetResult{Path: t.Path, Service: t.Service, Kind: string(t.Kind), Duration: end.Sub(start),
+		SnapshotID: sum.SnapshotID, FilesNew: sum.FilesNew, Changed: sum.FilesChanged, BytesAdded: sum.DataAdded}
 	if err != nil {
 		tr.Err, tr.Error = err, err.Error()
 		log.Error("target failed", "err", err)
 	} else {
 		log.Info("target backed up", "snapshot", ids.Snapshot(sum.SnapshotID), "files_new", sum.FilesNew, "files_changed", sum.FilesChanged,
 			"bytes_added", sum.DataAdded, "duration", tr.Duration.Round(time.Millisecond))
+	}
+	if errors.Is(err, backup.ErrWrongPassword) {
+		// The run fails as a whole (Session.unusable), as when EnsureRepo
+		// finds it: not a failure of this target's phase.
+		return tr
+	}
+	phase := metrics.PhaseBackup
+	if t.Volume == nil {
+		phase = metrics.PhaseDump
 	}
 	rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: phase, Start: start, Duration: tr.Duration, Err: err,
 		BytesAdded: sum.DataAdded, FilesNew: sum.FilesNew, FilesChanged: sum.FilesChanged, HasFiles: true})
@@ -547,23 +673,91 @@ func (rn *Runner) backupDatabase(ctx context.Context, s *Session, t discover.Tar
 	return s.Repo.BackupStream(ctx, t.Path, producer, backup.BackupOptions{Tags: t.Tags, Timeout: rn.Config.BackupTimeout})
 }
 
-// backupVolume backs the volume up in a worker container (its
-// stop-during-backup containers are already stopped: backupWindow).
-func (rn *Runner) backupVolume(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
-	spec, err := rn.WorkerSpec(ctx, s, t, true)
-	if err != nil {
-		return backup.Summary{}, err
+// backupVolumesInWorkers backs the volumes of targets up in worker
+// containers: one for all of them, unless a target's path lies inside
+// another's (a mount inside a mount would put one volume in the other's
+// snapshot), then one per set of paths that do not nest. done gets each
+// target's outcome as soon as it is known.
+func (rn *Runner) backupVolumesInWorkers(ctx context.Context, s *Session, targets []discover.Target, done func(j int, sum backup.Summary, err error)) {
+	for _, batch := range apart(targets) {
+		batchTargets := make([]discover.Target, len(batch))
+		for k, j := range batch {
+			batchTargets[k] = targets[j]
+		}
+		spec, skipped, err := rn.WorkerSpec(ctx, s, batchTargets, true)
+		if err != nil {
+			for _, j := range batch {
+				done(j, backup.Summary{}, err)
+			}
+			continue
+		}
+		var jobs []worker.BackupJob
+		var jobTarget []int // job → index into targets
+		for k, j := range batch {
+			if err := skipped[k]; err != nil {
+				done(j, backup.Summary{}, err)
+				continue
+			}
+			jobs = append(jobs, worker.BackupJob{Path: targets[j].Path, Tags: targets[j].Tags})
+			jobTarget = append(jobTarget, j)
+		}
+		if len(jobs) == 0 {
+			continue
+		}
+		owner := s.workerOwner()
+		req := worker.Request{Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Owner: owner,
+			CacheDir: rn.workerCacheDir(spec), Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel, Backups: jobs}
+		rn.workerRestic(&req, spec, s)
+		reported := make([]bool, len(jobs))
+		_, err = worker.Run(ctx, rn.Docker, spec, req, func(resp worker.Response) {
+			if resp.Job < 0 || resp.Job >= len(jobs) || reported[resp.Job] {
+				rn.Log.Warn("a worker reported a job it was not given", "job", resp.Job)
+				return
+			}
+			reported[resp.Job] = true
+			done(jobTarget[resp.Job], resp.Summary, workerError(resp.Err(), s))
+		})
+		if err != nil {
+			rn.removeWorkerLocks(ctx, s, owner, err)
+		}
+		for k, j := range jobTarget {
+			if !reported[k] {
+				if err == nil {
+					err = fmt.Errorf("%w: the worker reported no result for %s", worker.ErrNoResult, targets[j].Path)
+				}
+				done(j, backup.Summary{}, err)
+			}
+		}
 	}
-	owner := s.workerOwner()
-	resp, err := worker.Run(ctx, rn.Docker, spec, worker.Request{
-		Op: worker.OpBackup, Repository: s.URL, Env: s.Env, Host: s.Host, Tags: t.Tags, Owner: owner,
-		CacheDir: rn.workerCacheDir(spec), Timeout: rn.Config.BackupTimeout, LogLevel: rn.Config.LogLevel, Path: t.Path,
-	})
-	if err != nil {
-		rn.removeWorkerLocks(ctx, s, owner, err)
-		return backup.Summary{}, err
+}
+
+// apart splits targets (by index) into as few sets as it can, in order,
+// none holding two targets whose paths nest.
+func apart(targets []discover.Target) [][]int {
+	var sets [][]int
+	nested := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") || strings.HasPrefix(b, strings.TrimSuffix(a, "/")+"/")
 	}
-	return resp.Summary, workerError(resp.Err(), s)
+next:
+	for j, t := range targets {
+		for k, set := range sets {
+			if !slices.ContainsFunc(set, func(i int) bool { return nested(targets[i].Path, t.Path) }) {
+				sets[k] = append(set, j)
+				continue next
+			}
+		}
+		sets = append(sets, []int{j})
+	}
+	return sets
+}
+
+// workerRestic tells a worker the restic version the sidecar checked, when
+// the worker runs the sidecar's own image: its restic at the same path is
+// the same file, and needs no `restic version` of its own.
+func (rn *Runner) workerRestic(req *worker.Request, spec worker.Spec, s *Session) {
+	if s.self != nil && s.Repo != nil && spec.Image == s.self.Image {
+		req.ResticVersion, req.ResticPath = s.Repo.Version, s.Repo.Binary()
+	}
 }
 
 // workerError explains a worker's "repository does not exist": the sidecar
@@ -613,16 +807,15 @@ func (rn *Runner) stop(ctx context.Context, refs []discover.ContainerRef) (func(
 }
 
 // WorkerSpec is the container that reads (or, with readOnly false, writes)
-// target t's volume: the sidecar's own image, the volume mounted at the
-// target's snapshot path, the restic cache, a local repository's mount, and
-// the sidecar's network. It is labelled with the sidecar's identity, so
-// this sidecar's cleanup removes its own leftovers and nobody else's.
-func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, t discover.Target, readOnly bool) (worker.Spec, error) {
-	if t.Volume == nil {
-		return worker.Spec{}, fmt.Errorf("%s is not a volume target", t.Path)
-	}
+// the volumes of targets: the sidecar's own image, each volume mounted at
+// its target's snapshot path, the restic cache, a local repository's
+// mount, and the sidecar's network. It is labelled with the sidecar's
+// identity, so this sidecar's cleanup removes its own leftovers and nobody
+// else's. A target whose volume no longer exists gets no mount and its
+// error in skipped (by index); err is an error of the whole spec.
+func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, targets []discover.Target, readOnly bool) (spec worker.Spec, skipped map[int]error, err error) {
 	self := s.self
-	spec := worker.Spec{Image: rn.Config.WorkerImage, Network: "host", Logger: rn.Log, StopGrace: rn.Config.StopTimeout,
+	spec = worker.Spec{Image: rn.Config.WorkerImage, Network: "host", Logger: rn.Log, StopGrace: rn.Config.StopTimeout,
 		Labels: map[string]string{
 			discover.WorkerLabel: strings.Join(s.Plan.Projects, ","),
 			worker.SidecarLabel:  sidecarIdentity(self),
@@ -639,25 +832,43 @@ func (rn *Runner) WorkerSpec(ctx context.Context, s *Session, t discover.Target,
 		}
 	}
 	if spec.Image == "" {
-		return spec, errors.New("no worker image: the sidecar does not run in a container, so set PLATBACK_WORKER_IMAGE to the platback/sidecar image")
+		return spec, nil, errors.New("no worker image: the sidecar does not run in a container, so set PLATBACK_WORKER_IMAGE to the platback/sidecar image")
 	}
 	if s.repoMount != nil && !slices.ContainsFunc(spec.Mounts, func(m mount.Mount) bool { return m.Target == s.repoMount.Target }) {
 		spec.Mounts = append(spec.Mounts, *s.repoMount)
 	}
+	skipped = map[int]error{}
+	for j, t := range targets {
+		m, err := rn.volumeMount(ctx, t, readOnly)
+		if err != nil {
+			skipped[j] = err
+			continue
+		}
+		spec.Mounts = append(spec.Mounts, m)
+	}
+	return spec, skipped, nil
+}
+
+// volumeMount is the mount of target t's volume at its snapshot path.
+func (rn *Runner) volumeMount(ctx context.Context, t discover.Target, readOnly bool) (mount.Mount, error) {
 	v := t.Volume
+	if v == nil {
+		return mount.Mount{}, fmt.Errorf("%s is not a volume target", t.Path)
+	}
 	m := mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: t.Path, ReadOnly: readOnly}
 	if v.Type == string(mount.TypeBind) {
 		m.Type, m.Source = mount.TypeBind, v.Source
-	} else if _, err := rn.Docker.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{}); err != nil {
+		return m, nil
+	}
+	if _, err := rn.Docker.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{}); err != nil {
 		// The engine would create an empty volume of that name for the
 		// worker, and its empty snapshot would count as the target's backup.
 		if cerrdefs.IsNotFound(err) {
-			return spec, fmt.Errorf("volume %s no longer exists (removed since the plan was made); nothing was backed up", v.Name)
+			return m, fmt.Errorf("volume %s no longer exists (removed since the plan was made); nothing was backed up", v.Name)
 		}
-		return spec, fmt.Errorf("inspect volume %s: %w", v.Name, err)
+		return m, fmt.Errorf("inspect volume %s: %w", v.Name, err)
 	}
-	spec.Mounts = append(spec.Mounts, m)
-	return spec, nil
+	return m, nil
 }
 
 // selfContainer inspects the sidecar's own container; nil when the sidecar
@@ -755,8 +966,14 @@ func (rn *Runner) workerCacheDir(spec worker.Spec) string {
 // decisions around them (order, stop windows, failure isolation, retention
 // scope) are tested with a fake.
 type runSteps interface {
-	backup(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error)
-	forget(ctx context.Context, s *Session, t discover.Target) (backup.ForgetResult, error)
+	// verify opens the repository with the password (VerifyPassword).
+	verify(ctx context.Context, s *Session) error
+	// backupVolumes backs up volume targets, one snapshot each, handing
+	// each target's outcome (by index) to done as soon as it is known.
+	backupVolumes(ctx context.Context, s *Session, targets []discover.Target, done func(j int, sum backup.Summary, err error))
+	backupDatabase(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error)
+	// forget applies the policy to the targets' snapshot groups.
+	forget(ctx context.Context, s *Session, targets []discover.Target) (backup.ForgetResult, error)
 }
 
 func (rn *Runner) steps() runSteps {
@@ -769,52 +986,96 @@ func (rn *Runner) steps() runSteps {
 // resticSteps are the real steps: workers and restic.
 type resticSteps struct{ rn *Runner }
 
-func (r resticSteps) backup(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
-	if t.Volume != nil {
-		return r.rn.backupVolume(ctx, s, t)
-	}
+func (r resticSteps) verify(ctx context.Context, s *Session) error { return s.Repo.VerifyPassword(ctx) }
+
+func (r resticSteps) backupVolumes(ctx context.Context, s *Session, targets []discover.Target, done func(int, backup.Summary, error)) {
+	r.rn.backupVolumesInWorkers(ctx, s, targets, done)
+}
+
+func (r resticSteps) backupDatabase(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
 	return r.rn.backupDatabase(ctx, s, t)
 }
 
-// forget applies the policy to one target: its path as well as its tags
-// select its snapshots, so each target is its own group.
-func (r resticSteps) forget(ctx context.Context, s *Session, t discover.Target) (backup.ForgetResult, error) {
-	return s.Repo.Forget(ctx, r.rn.Config.Policy, backup.ForgetOptions{
-		Filter: backup.Filter{Host: s.Host, Tags: t.Tags, Paths: []string{t.Path}}})
+// forget applies the policy to the targets' groups in one call: the
+// groups of the session's host whose paths hold a target's path and whose
+// tags hold its tags, as a filter of path and tags selected them one
+// target at a time. Each target is its own group (host, paths, tags).
+func (r resticSteps) forget(ctx context.Context, s *Session, targets []discover.Target) (backup.ForgetResult, error) {
+	return s.Repo.Forget(ctx, r.rn.Config.Policy, backup.ForgetOptions{Filter: backup.Filter{Host: s.Host},
+		Select: func(g backup.ForgetGroup) bool {
+			return slices.ContainsFunc(targets, func(t discover.Target) bool { return holds(g.Paths, g.Tags, t) })
+		}})
 }
 
-// Retention applies the policy to each target's snapshot group.
+// holds tells whether a snapshot (or a group) with paths and tags is one of
+// target t.
+func holds(paths, tags []string, t discover.Target) bool {
+	return slices.Contains(paths, t.Path) && containsAll(tags, t.Tags)
+}
+
+// Retention applies the policy to each target's snapshot group, all in one
+// restic forget, and returns its errors.
 func (rn *Runner) Retention(ctx context.Context, s *Session, targets []discover.Target) []string {
-	var errs []string
-	for _, t := range targets {
-		start := time.Now()
-		res, err := rn.steps().forget(ctx, s, t)
-		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: start, Duration: time.Since(start), Err: err})
-		if err != nil {
-			rn.Log.Error("retention failed", "target", t.Path, "err", err)
-			errs = append(errs, fmt.Sprintf("%s: %v", t.Path, err))
-			continue
-		}
-		rn.Log.Info("retention", "target", t.Path, "kept", res.Kept, "removed", res.Removed)
-	}
+	_, errs := rn.retention(ctx, s, targets)
 	return errs
 }
 
-// countSnapshots updates the snapshot-count metric of every target.
-func (rn *Runner) countSnapshots(ctx context.Context, s *Session) {
+// retention is Retention; it also returns what restic said of every group
+// of the host (nil when it failed).
+func (rn *Runner) retention(ctx context.Context, s *Session, targets []discover.Target) (*backup.ForgetResult, []string) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	res, err := rn.steps().forget(ctx, s, targets)
+	d := time.Since(start)
+	paths := make([]string, len(targets))
+	for i, t := range targets {
+		paths[i] = t.Path
+		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: start, Duration: d, Err: err})
+	}
+	if err != nil {
+		rn.Log.Error("retention failed", "targets", paths, "err", err)
+		return nil, []string{fmt.Sprintf("%s: %v", strings.Join(paths, ", "), err)}
+	}
+	rn.Log.Info("retention", "targets", len(targets), "kept", res.Kept, "removed", res.Removed, "duration", d.Round(time.Millisecond))
+	return &res, nil
+}
+
+// countSnapshots updates the snapshot-count metric of every target: from
+// the groups the run's retention saw (forgot; it saw every group of the
+// host), minus what it removed, or else from a listing.
+func (rn *Runner) countSnapshots(ctx context.Context, s *Session, forgot *backup.ForgetResult) {
 	if rn.Metrics == nil {
 		return
 	}
-	snaps, err := s.Repo.Snapshots(ctx, backup.Filter{Host: s.Host})
-	if err != nil {
-		rn.Log.Warn("could not count snapshots", "err", err)
-		return
+	type counted struct {
+		paths, tags []string
+		n           int
+	}
+	var all []counted
+	if forgot != nil {
+		for _, g := range forgot.Groups {
+			all = append(all, counted{g.Paths, g.Tags, len(g.Keep)})
+		}
+		for _, g := range forgot.Others {
+			all = append(all, counted{g.Paths, g.Tags, g.Snapshots()})
+		}
+	} else {
+		snaps, err := s.Repo.Snapshots(ctx, backup.Filter{Host: s.Host})
+		if err != nil {
+			rn.Log.Warn("could not count snapshots", "err", err)
+			return
+		}
+		for _, sn := range snaps {
+			all = append(all, counted{sn.Paths, sn.Tags, 1})
+		}
 	}
 	for _, t := range s.Plan.Targets {
 		n := 0
-		for _, sn := range snaps {
-			if slices.Contains(sn.Paths, t.Path) && containsAll(sn.Tags, t.Tags) {
-				n++
+		for _, c := range all {
+			if holds(c.paths, c.tags, t) {
+				n += c.n
 			}
 		}
 		rn.Metrics.Snapshots(t.Path, string(t.Kind), n)

@@ -3,7 +3,9 @@ package runner
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/internal/testbed"
 	"github.com/platback/platback/internal/testbed/dockerbed"
 )
@@ -159,23 +162,145 @@ func TestRetentionKeepsEveryTarget(t *testing.T) {
 	}
 }
 
-// A volume removed between the plan and its backup must fail its target:
-// the engine would otherwise create an empty volume of that name for the
-// worker, and an empty snapshot would pass for the target's backup.
+// countingRestic is the pinned restic behind a script that logs the
+// subcommand of every process it starts; calls returns them so far.
+func countingRestic(t *testing.T) (bin string, calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls.log")
+	bin = filepath.Join(dir, "restic")
+	script := "#!/bin/sh\necho \"$1\" >> '" + log + "'\nexec '" + testbed.Tool(t, "restic") + "' \"$@\"\n"
+	require.NoError(t, os.WriteFile(bin, []byte(script), 0o755))
+	return bin, func() []string {
+		b, err := os.ReadFile(log)
+		if os.IsNotExist(err) {
+			return nil
+		}
+		require.NoError(t, err)
+		return strings.Fields(string(b))
+	}
+}
+
+// Retention of a run is one restic forget for all the targets that
+// succeeded (a second only when it removes snapshots), and it touches no
+// other group: a target whose backup failed this run — here with a newer,
+// partial snapshot — keeps every snapshot. The snapshot counts come from
+// what that forget saw: no `restic snapshots`.
+func TestRetentionOneCallLeavesFailedTargets(t *testing.T) {
+	ctx := context.Background()
+	bin, calls := countingRestic(t)
+	repo, err := backup.Open(ctx, filepath.Join(t.TempDir(), "repo"), backup.Options{Restic: bin,
+		Env: map[string]string{"RESTIC_PASSWORD": "one-call"}, Host: "stack", CacheDir: t.TempDir()})
+	require.NoError(t, err)
+	_, err = repo.EnsureRepo(ctx)
+	require.NoError(t, err)
+	appTags := []string{"project=stack", "service=app", "kind=volume"}
+	data := discover.Target{Kind: discover.KindVolume, Path: "/volumes/app/data", Tags: appTags}
+	failed := discover.Target{Kind: discover.KindVolume, Path: "/volumes/app/config", Tags: appTags}
+	web := discover.Target{Kind: discover.KindVolume, Path: "/volumes/web/srv", Tags: []string{"project=stack", "service=web", "kind=volume"}}
+	now := time.Now()
+	for i := range 3 {
+		for _, tg := range []discover.Target{data, failed, web} {
+			_, err := repo.BackupStream(ctx, tg.Path, []string{"echo", tg.Path}, backup.BackupOptions{Tags: tg.Tags, Time: now.Add(time.Duration(i-4) * time.Hour)})
+			require.NoError(t, err)
+		}
+	}
+	_, err = repo.BackupStream(ctx, failed.Path, []string{"echo", "partial"}, backup.BackupOptions{Tags: failed.Tags, Time: now})
+	require.NoError(t, err)
+	count := func(path string) int {
+		snaps, err := repo.Snapshots(ctx, backup.Filter{Paths: []string{path}})
+		require.NoError(t, err)
+		return len(snaps)
+	}
+	m := metrics.New("stack", "test", repo.Version)
+	s := &Session{Repo: repo, Host: "stack", Plan: discover.Plan{Targets: []discover.Target{data, failed, web}}}
+	rn := &Runner{Config: config.Config{Policy: backup.Policy{Last: 1}}, Metrics: m, Log: slog.New(slog.DiscardHandler)}
+
+	before := len(calls())
+	forgot, errs := rn.retention(ctx, s, []discover.Target{data, web})
+	require.Empty(t, errs)
+	rn.countSnapshots(ctx, s, forgot)
+	assert.Equal(t, []string{"forget", "forget"}, calls()[before:], "one forget that asks, one that removes")
+	assert.Equal(t, 1, count(data.Path))
+	assert.Equal(t, 1, count(web.Path))
+	assert.Equal(t, 4, count(failed.Path), "the failed target keeps every snapshot")
+	snapshots := func(path string) float64 {
+		families, err := m.Registry.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() != "platback_snapshots" {
+				continue
+			}
+			for _, mt := range f.GetMetric() {
+				for _, l := range mt.GetLabel() {
+					if l.GetName() == "target" && l.GetValue() == path {
+						return mt.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return -1
+	}
+	assert.Equal(t, []float64{1, 4, 1}, []float64{snapshots(data.Path), snapshots(failed.Path), snapshots(web.Path)})
+
+	before = len(calls())
+	require.Empty(t, rn.Retention(ctx, s, []discover.Target{data, failed, web}))
+	assert.Equal(t, []string{"forget", "forget"}, calls()[before:])
+	assert.Equal(t, 1, count(failed.Path))
+	before = len(calls())
+	require.Empty(t, rn.Retention(ctx, s, []discover.Target{data, failed, web}))
+	assert.Equal(t, []string{"forget"}, calls()[before:], "nothing to remove: one restic process")
+}
+
+// A volume removed between the plan and its backup must fail its target,
+// and only it: the engine would otherwise create an empty volume of that
+// name for the worker, and an empty snapshot would pass for the target's
+// backup. The other volumes of the worker are mounted.
 func TestWorkerSpecRefusesARemovedVolume(t *testing.T) {
 	cli := dockerbed.Client(t)
 	ctx := context.Background()
-	name := dockerbed.UniqueName("gone")
+	name, kept := dockerbed.UniqueName("gone"), dockerbed.UniqueName("kept")
 	dockerbed.Volume(t, cli, name, nil)
+	dockerbed.Volume(t, cli, kept, nil)
 	rn := &Runner{Docker: cli, Config: config.Config{WorkerImage: "platback/sidecar", CacheDir: "/cache"}, Log: slog.New(slog.DiscardHandler)}
-	tg := discover.Target{Kind: discover.KindVolume, Path: "/volumes/app/data", Volume: &discover.VolumeTarget{Type: "volume", Name: name}}
-	_, err := rn.WorkerSpec(ctx, &Session{}, tg, true)
-	require.NoError(t, err, "the volume exists")
+	targets := []discover.Target{
+		{Kind: discover.KindVolume, Path: "/volumes/app/data", Volume: &discover.VolumeTarget{Type: "volume", Name: name}},
+		{Kind: discover.KindVolume, Path: "/volumes/app/kept", Volume: &discover.VolumeTarget{Type: "volume", Name: kept}},
+	}
+	spec, skipped, err := rn.WorkerSpec(ctx, &Session{}, targets, true)
+	require.NoError(t, err)
+	assert.Empty(t, skipped, "the volumes exist")
+	assert.Len(t, spec.Mounts, 2)
 
 	_, err = cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
 	require.NoError(t, err)
-	_, err = rn.WorkerSpec(ctx, &Session{}, tg, true)
-	require.ErrorContains(t, err, "volume "+name+" no longer exists")
+	spec, skipped, err = rn.WorkerSpec(ctx, &Session{}, targets, true)
+	require.NoError(t, err)
+	require.ErrorContains(t, skipped[0], "volume "+name+" no longer exists")
+	assert.NoError(t, skipped[1])
+	assert.Equal(t, []mount.Mount{{Type: mount.TypeVolume, Source: kept, Target: "/volumes/app/kept", ReadOnly: true}}, spec.Mounts)
 	_, err = cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
 	assert.Error(t, err, "nothing re-created it")
+}
+
+func TestShares(t *testing.T) {
+	assert.Empty(t, shares(nil, 3))
+	assert.Equal(t, [][]int{{1, 2, 3}}, shares([]int{1, 2, 3}, 1))
+	assert.Equal(t, [][]int{{1}, {2}, {3}}, shares([]int{1, 2, 3}, 8), "never more shares than targets")
+	assert.Equal(t, [][]int{{0, 1}, {2, 3, 4}}, shares([]int{0, 1, 2, 3, 4}, 2))
+}
+
+// Volumes whose paths nest (a service's /data and /data/sub) never share a
+// worker: the inner mount would show in the outer volume's snapshot.
+func TestApart(t *testing.T) {
+	targets := func(paths ...string) []discover.Target {
+		var ts []discover.Target
+		for _, p := range paths {
+			ts = append(ts, volumeTarget(p))
+		}
+		return ts
+	}
+	assert.Equal(t, [][]int{{0, 1, 2}}, apart(targets("/volumes/app/data", "/volumes/app/config", "/volumes/app/data2")))
+	assert.Equal(t, [][]int{{0, 2}, {1, 3}}, apart(targets("/volumes/app/data", "/volumes/app/data/sub", "/volumes/web/srv", "/volumes/web/srv/www")))
+	assert.Equal(t, [][]int{{0}, {1}, {2}}, apart(targets("/volumes/a", "/volumes/a/b", "/volumes/a/b/c")))
 }

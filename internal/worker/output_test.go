@@ -28,9 +28,10 @@ func TestOutputFinishStopsTheReader(t *testing.T) {
 			written.Add(1)
 		}
 	}()
-	o := readOutput(pr, slog.New(slog.DiscardHandler))
-	stdout, tail := o.finish(50*time.Millisecond, func() { _ = pr.Close() })
-	assert.Contains(t, string(stdout), "still talking")
+	o := readOutput(pr, slog.New(slog.DiscardHandler), maxResponse, nil)
+	resps, tail := o.finish(50*time.Millisecond, func() { _ = pr.Close() })
+	require.Len(t, resps, 1)
+	assert.Equal(t, "still talking", resps[0].Error)
 	assert.Contains(t, tail, "log line")
 
 	after := written.Load()
@@ -40,16 +41,29 @@ func TestOutputFinishStopsTheReader(t *testing.T) {
 	assert.Equal(t, tail, o.logs.tail())
 }
 
-// A stream that ends with the worker is read to its end.
+// A stream that ends with the worker is read to its end; each result is
+// reported as it arrives, also one split across frames, and the last one
+// without a newline.
 func TestOutputFinishReadsToTheEnd(t *testing.T) {
 	pr, pw := io.Pipe()
+	arrived := make(chan Response, 3)
 	go func() {
-		_ = frame(pw, stdcopy.Stdout, `{"summary":{"snapshot_id":"abc"}}`)
+		_ = frame(pw, stdcopy.Stdout, `{"job":0,"summary":{"snapshot_id":"abc"}}`+"\n")
+		<-time.After(10 * time.Millisecond)
+		_ = frame(pw, stdcopy.Stdout, `{"job":1,"summary":`)
+		_ = frame(pw, stdcopy.Stderr, `{"level":"INFO","msg":"between"}`+"\n")
+		_ = frame(pw, stdcopy.Stdout, `{"snapshot_id":"def"}}`+"\n")
+		_ = frame(pw, stdcopy.Stdout, `{"job":2,"error":"last"}`)
 		_ = pw.Close()
 	}()
-	o := readOutput(pr, slog.New(slog.DiscardHandler))
-	stdout, _ := o.finish(time.Minute, func() { t.Error("closed a stream that ended by itself") })
-	assert.JSONEq(t, `{"summary":{"snapshot_id":"abc"}}`, string(stdout))
+	o := readOutput(pr, slog.New(slog.DiscardHandler), maxResponse, func(r Response) { arrived <- r })
+	first := <-arrived
+	assert.Equal(t, "abc", first.Summary.SnapshotID, "reported before the stream ended")
+	resps, _ := o.finish(time.Minute, func() { t.Error("closed a stream that ended by itself") })
+	require.Len(t, resps, 3)
+	assert.Equal(t, "def", resps[1].Summary.SnapshotID)
+	assert.Equal(t, 1, resps[1].Job)
+	assert.Equal(t, "last", resps[2].Error)
 }
 
 // frame writes data as one frame of Docker's multiplexed attach stream.
