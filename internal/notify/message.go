@@ -1,0 +1,228 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/redact"
+)
+
+// Stack names the stack and its sidecar in messages.
+type Stack struct {
+	Project string // the compose project
+	// Container is the sidecar's container name, for the commands of the
+	// fix; empty outside a container.
+	Container string
+}
+
+// Outcome is what a message needs of a run (package daemon builds it
+// from the runner's Result). Error texts come from the runner, which
+// builds them without credentials.
+type Outcome struct {
+	Start     time.Time
+	Duration  time.Duration
+	Targets   []Target
+	Err       error    // the run's own error (credentials, repository, nothing to back up…)
+	Retention []string // retention errors
+	Check     string   // the restic check's error
+}
+
+// Target is one target's part of an Outcome.
+type Target struct {
+	Path, Kind string
+	BytesAdded uint64
+	Err        error
+}
+
+// OK reports whether the run backed up at least one target and nothing failed.
+func (o Outcome) OK() bool {
+	if o.Err != nil || len(o.Targets) == 0 || len(o.Retention) > 0 || o.Check != "" {
+		return false
+	}
+	for _, t := range o.Targets {
+		if t.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Limits of a message: chat services cut long ones (Discord at 2000
+// characters), and a long error text says nothing more.
+const (
+	maxCause   = 400 // characters of one error text
+	maxListed  = 8   // failed targets listed by name
+	maxMessage = 1900
+)
+
+// RunMessage is the message about a finished run: at LevelInfo when it
+// succeeded, else at LevelError naming the failed targets, each with its
+// cause, and the fix.
+func RunMessage(s Stack, o Outcome) Message {
+	name := s.name()
+	if o.OK() {
+		var added uint64
+		for _, t := range o.Targets {
+			added += t.BytesAdded
+		}
+		return Message{Level: LevelInfo, Title: "platback: " + name + " backed up",
+			Text: fmt.Sprintf("platback: backup of %s succeeded: %d target(s), %s added, in %s.",
+				name, len(o.Targets), bytes(added), o.Duration.Round(time.Second))}
+	}
+	var b strings.Builder
+	var causes []error
+	switch {
+	case o.Err != nil:
+		fmt.Fprintf(&b, "platback: backup of %s FAILED: %s\n", name, cause(o.Err.Error()))
+		causes = append(causes, o.Err)
+	case len(o.Targets) == 0:
+		fmt.Fprintf(&b, "platback: backup of %s FAILED: nothing was backed up\n", name)
+	default:
+		failed := 0
+		for _, t := range o.Targets {
+			if t.Err != nil {
+				failed++
+			}
+		}
+		if failed > 0 {
+			fmt.Fprintf(&b, "platback: backup of %s FAILED: %d of %d target(s) failed\n", name, failed, len(o.Targets))
+		} else {
+			fmt.Fprintf(&b, "platback: backup of %s FAILED after every target was backed up\n", name)
+		}
+		listed := 0
+		for _, t := range o.Targets {
+			if t.Err == nil {
+				continue
+			}
+			if listed == maxListed {
+				fmt.Fprintf(&b, "- … and %d more (sidecar run-once lists them all)\n", failed-listed)
+				break
+			}
+			listed++
+			fmt.Fprintf(&b, "- %s (%s): %s\n", t.Path, t.Kind, cause(t.Err.Error()))
+			causes = append(causes, t.Err)
+		}
+	}
+	for _, e := range o.Retention {
+		fmt.Fprintf(&b, "- retention: %s\n", cause(e))
+	}
+	if o.Check != "" {
+		fmt.Fprintf(&b, "- restic check: %s\n", cause(o.Check))
+	}
+	b.WriteString("Fix: ")
+	if hint := hintFor(causes, o.Targets); hint != "" {
+		b.WriteString(hint + "; ")
+	}
+	fmt.Fprintf(&b, "see the log (%s), fix the cause, then back up now: %s", s.logs(), s.runOnce())
+	return Message{Level: LevelError, Title: "platback: backup of " + name + " failed", Text: truncate(b.String(), maxMessage)}
+}
+
+// StaleMessage is the message about a stack whose last success is too
+// old: since is the last success (zero: none since the sidecar started at
+// started), maxAge what `sidecar health` allows, lastErr why the last run
+// failed ("" when it succeeded or there was none).
+func StaleMessage(s Stack, since, started time.Time, maxAge string, lastErr string) Message {
+	name := s.name()
+	var b strings.Builder
+	if since.IsZero() {
+		fmt.Fprintf(&b, "platback: no backup of %s has succeeded since the sidecar started at %s (the schedule allows %s)\n",
+			name, started.UTC().Format(time.RFC3339), maxAge)
+	} else {
+		fmt.Fprintf(&b, "platback: the last successful backup of %s is older than %s: %s\n", name, maxAge, since.UTC().Format(time.RFC3339))
+	}
+	if lastErr != "" {
+		fmt.Fprintf(&b, "Last run failed: %s\n", cause(lastErr))
+	} else {
+		b.WriteString("No run has failed: runs were skipped or did not start (a run still going, the sidecar stopped, the schedule).\n")
+	}
+	fmt.Fprintf(&b, "Fix: see the log (%s), then back up now: %s", s.logs(), s.runOnce())
+	return Message{Level: LevelError, Title: "platback: backup of " + name + " is stale", Text: truncate(b.String(), maxMessage)}
+}
+
+// StartupCheckMessage is the message about a failing start-up check: the
+// next run will fail the same way.
+func StartupCheckMessage(s Stack, err string) Message {
+	name := s.name()
+	text := fmt.Sprintf("platback: the sidecar of %s cannot back up: its start-up check failed: %s\n"+
+		"Fix: correct the cause (credentials, S3, the repository); the check is retried, see the log (%s)", name, cause(err), s.logs())
+	return Message{Level: LevelError, Title: "platback: " + name + " cannot back up", Text: truncate(text, maxMessage)}
+}
+
+// hintFor is a fix for the causes the backup package names, or "".
+func hintFor(causes []error, targets []Target) string {
+	for _, err := range causes {
+		switch {
+		case errors.Is(err, backup.ErrWrongPassword):
+			return "the restic password (RESTIC_PASSWORD or its Vault field) does not open the repository: set the password it was created with"
+		case errors.Is(err, backup.ErrAccessDenied):
+			return "the S3 credentials may not use the bucket: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or their Vault fields) and the bucket's policy"
+		case errors.Is(err, backup.ErrBucketMissing):
+			return "the bucket does not exist: create it, or let the sidecar create it (PLATBACK_CREATE_BUCKET=true)"
+		case errors.Is(err, backup.ErrLocked):
+			return "the repository is locked: if no other restic uses it, remove stale locks with `sidecar unlock`"
+		}
+	}
+	for _, t := range targets {
+		if t.Err != nil && t.Kind != "volume" {
+			return "check that the database container runs and that its dump works (its credentials, its disk)"
+		}
+	}
+	return ""
+}
+
+func (s Stack) name() string {
+	if s.Project == "" {
+		return "this stack"
+	}
+	return "stack " + s.Project
+}
+
+func (s Stack) logs() string {
+	if s.Container == "" {
+		return "the sidecar's output"
+	}
+	return "docker logs " + s.Container
+}
+
+func (s Stack) runOnce() string {
+	if s.Container == "" {
+		return "sidecar run-once"
+	}
+	return "docker exec " + s.Container + " sidecar run-once"
+}
+
+// cause is an error text for a message: on one line, without URL
+// credentials, cut at maxCause characters.
+func cause(text string) string {
+	text = strings.Join(strings.Fields(redact.URL(text)), " ")
+	return truncate(text, maxCause)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …"
+	cut := n - len(mark)
+	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+func bytes(n uint64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

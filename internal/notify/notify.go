@@ -1,0 +1,298 @@
+// Package notify tells people when a backup needs them: it turns run
+// outcomes (and a backup gone stale, a failing start-up check) into short
+// messages naming the stack, the targets, the cause and the fix, and sends
+// them through shoutrrr to the URLs of NOTIFICATION_URLS.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/types"
+
+	"github.com/platback/platback/internal/redact"
+)
+
+// Level is how much is sent: LevelError sends failures only (a failed
+// run, target or check, a stale backup, a failing start-up check),
+// LevelInfo successful runs too.
+type Level int
+
+// Levels of NOTIFICATION_LEVEL.
+const (
+	LevelError Level = iota
+	LevelInfo
+)
+
+// ErrBadLevel is returned by ParseLevel for anything but error or info.
+var ErrBadLevel = errors.New("want error (failures only, the default) or info (successful runs too)")
+
+// ParseLevel reads NOTIFICATION_LEVEL; empty is LevelError.
+func ParseLevel(s string) (Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "error":
+		return LevelError, nil
+	case "info":
+		return LevelInfo, nil
+	}
+	return LevelError, ErrBadLevel
+}
+
+func (l Level) String() string {
+	if l == LevelInfo {
+		return "info"
+	}
+	return "error"
+}
+
+// Message is one notification. Level is LevelError for a failure,
+// LevelInfo for a success.
+type Message struct {
+	Level Level
+	Title string
+	Text  string
+}
+
+// Delivery is what sending one message did: to how many URLs it went and
+// failed to go, and why (each error redacted: no token of a URL in it).
+type Delivery struct {
+	Sent, Failed int
+	Errs         []error
+}
+
+// Notifier sends messages. It is all the daemon and `sidecar run-once`
+// need; a failure to send is reported in the Delivery, never fatal.
+type Notifier interface {
+	Notify(ctx context.Context, m Message) Delivery
+}
+
+// Options tune a Shoutrrr; zero values are the defaults.
+type Options struct {
+	// Level is the least level sent (default LevelError: failures only).
+	Level Level
+	// Timeout bounds one attempt to one URL (default 10 s).
+	Timeout time.Duration
+	// Retries after a failed attempt (default 2; negative: none).
+	Retries int
+	// RetryWait is the wait before the first retry, doubled before each
+	// next one (default 1 s).
+	RetryWait time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultTimeout   = 10 * time.Second
+	DefaultRetries   = 2
+	DefaultRetryWait = time.Second
+)
+
+// Shoutrrr is a Notifier sending to shoutrrr URLs, each on its own, so
+// that one failing service neither hides nor delays the others' count.
+type Shoutrrr struct {
+	o       Options
+	senders []sender
+}
+
+type sender struct {
+	shown   string // the URL redacted, for logs
+	router  *router.ServiceRouter
+	secrets redact.Secrets
+}
+
+// New checks every URL (as CheckURL) and returns a Notifier for them. A
+// URL shoutrrr cannot use is an error naming it redacted.
+func New(urls []string, o Options) (*Shoutrrr, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Retries == 0 {
+		o.Retries = DefaultRetries
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = DefaultRetryWait
+	}
+	n := &Shoutrrr{o: o}
+	for i, raw := range urls {
+		r, err := newRouter(raw)
+		if err != nil {
+			return nil, fmt.Errorf("URL %d of %d (%s): %w", i+1, len(urls), RedactURL(raw), err)
+		}
+		r.Timeout = o.Timeout
+		n.senders = append(n.senders, sender{shown: RedactURL(raw), router: r, secrets: urlSecrets(raw)})
+	}
+	return n, nil
+}
+
+// URLs returns the URLs redacted, for the start-up log.
+func (n *Shoutrrr) URLs() []string {
+	var out []string
+	for _, s := range n.senders {
+		out = append(out, s.shown)
+	}
+	return out
+}
+
+// Notify sends m to every URL when its level is enabled, retrying each
+// failed URL; the errors name the URL redacted.
+func (n *Shoutrrr) Notify(ctx context.Context, m Message) Delivery {
+	var d Delivery
+	if m.Level > n.o.Level {
+		return d
+	}
+	for _, s := range n.senders {
+		err := n.send(ctx, s, m)
+		if err != nil {
+			d.Failed++
+			d.Errs = append(d.Errs, fmt.Errorf("%s: %s", s.shown, s.secrets.String(err.Error())))
+			continue
+		}
+		d.Sent++
+	}
+	return d
+}
+
+func (n *Shoutrrr) send(ctx context.Context, s sender, m Message) error {
+	wait := n.o.RetryWait
+	var err error
+	for attempt := 0; ; attempt++ {
+		params := types.Params{}
+		if m.Title != "" {
+			params.SetTitle(m.Title)
+		}
+		if err = s.router.Send(m.Text, &params)[0]; err == nil || attempt >= n.o.Retries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// newRouter builds a shoutrrr router for one URL. Its errors are
+// shoutrrr's, which repeat the URL: CheckURL says what is wrong without it.
+func newRouter(raw string) (*router.ServiceRouter, error) {
+	r, err := router.New(nil, raw)
+	if err != nil {
+		return nil, urlProblem(raw, err)
+	}
+	return r, nil
+}
+
+// CheckURL reports whether shoutrrr can use raw; the error says what is
+// wrong and never holds the URL or a part of it (they carry tokens).
+func CheckURL(raw string) error {
+	_, err := newRouter(raw)
+	return err
+}
+
+// urlProblem turns shoutrrr's error for raw into one without raw in it.
+func urlProblem(raw string, err error) error {
+	scheme, _, _ := strings.Cut(raw, "://")
+	service, _, _ := strings.Cut(scheme, "+")
+	const example = "e.g. telegram://token@telegram?chats=@channel, ntfy://ntfy.sh/topic, or generic+https://host/path for a plain webhook"
+	switch {
+	case !strings.Contains(raw, "://"):
+		return fmt.Errorf("not a URL: want service://…, %s", example)
+	case errors.Is(err, router.ErrUnknownService):
+		return fmt.Errorf("shoutrrr has no service %q: want one of its services (see https://shoutrrr.nickfedor.com), %s", strings.ToLower(service), example)
+	case errors.Is(err, router.ErrParseURLFailed):
+		return fmt.Errorf("not a valid URL: %s", example)
+	case errors.Is(err, router.ErrCustomURLsNotSupported):
+		return fmt.Errorf("the %s service takes no %s+ form: write %s://…", service, service, service)
+	case errors.Is(err, router.ErrCustomURLConversion), errors.Is(err, router.ErrInitializeFailed):
+		return fmt.Errorf("shoutrrr cannot use this %s URL: check its format in shoutrrr's documentation of the %s service", service, service)
+	}
+	return errors.New(urlSecrets(raw).String(err.Error()))
+}
+
+// RedactURL shows a notification URL without what may be a token: its
+// scheme and host, the rest as redact.Marker.
+func RedactURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme == "" {
+		scheme, _, ok := strings.Cut(raw, "://")
+		if ok && schemeRE.MatchString(scheme) {
+			return scheme + "://" + redact.Marker
+		}
+		return redact.Marker
+	}
+	out := u.Scheme + "://"
+	if u.User != nil {
+		out += redact.Marker + "@"
+	}
+	out += u.Host
+	if strings.Trim(u.EscapedPath(), "/") != "" || u.RawQuery != "" || u.Opaque != "" || u.Fragment != "" {
+		out += "/" + redact.Marker
+	}
+	return out
+}
+
+var schemeRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*$`)
+
+// urlSecrets are the parts of a URL that may be tokens: the URL itself,
+// its user and password, path segments and query values, raw and decoded.
+func urlSecrets(raw string) redact.Secrets {
+	vals := []string{raw, strings.TrimSpace(raw)}
+	if u, err := url.Parse(strings.TrimSpace(raw)); err == nil {
+		if u.User != nil {
+			p, _ := u.User.Password()
+			vals = append(vals, u.User.String(), u.User.Username(), p)
+		}
+		for _, seg := range strings.Split(u.EscapedPath(), "/") {
+			dec, _ := url.PathUnescape(seg)
+			vals = append(vals, seg, dec)
+		}
+		vals = append(vals, u.RawQuery, u.Opaque, u.Fragment)
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				vals = append(vals, v, url.QueryEscape(v), url.PathEscape(v))
+			}
+		}
+	}
+	return redact.NewSecrets(vals...)
+}
+
+// SplitURLs splits NOTIFICATION_URLS: URLs separated by spaces, newlines
+// or commas. A comma separates two URLs only when a URL follows it, so a
+// comma inside a URL (telegram's chats=a,b) stays.
+func SplitURLs(s string) []string {
+	var out []string
+	for _, field := range strings.Fields(s) {
+		parts := strings.Split(field, ",")
+		cur := ""
+		for i, p := range parts {
+			switch {
+			case i == 0:
+				cur = p
+			case startsURL.MatchString(p):
+				out = appendNonEmpty(out, cur)
+				cur = p
+			default:
+				cur += "," + p
+			}
+		}
+		out = appendNonEmpty(out, cur)
+	}
+	return out
+}
+
+var startsURL = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://`)
+
+func appendNonEmpty(out []string, s string) []string {
+	if s = strings.Trim(s, ", "); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
