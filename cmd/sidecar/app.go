@@ -12,6 +12,8 @@ import (
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/daemon"
+	"github.com/platback/platback/internal/notify"
 	"github.com/platback/platback/internal/runlock"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/internal/stopstate"
@@ -69,6 +71,20 @@ func newApp(ctx context.Context) (*app, error) {
 		Stops: stopstate.Open(cfg.CacheDir + "/platback-stopped.json"), Lock: runlock.New(cfg.CacheDir), Log: log,
 	}
 	return a, nil
+}
+
+// alerts are the health pings and notifications of the configuration,
+// naming the sidecar's own stack and container.
+func (a *app) alerts(ctx context.Context) (daemon.Alerts, error) {
+	al, err := daemon.NewAlerts(a.cfg, a.log)
+	if err != nil {
+		return al, err
+	}
+	al.Stack = notify.Stack{Project: a.cfg.Project}
+	if self, err := a.disc.Self(ctx); err == nil {
+		al.Stack = notify.Stack{Project: self.Project, Container: self.ContainerName}
+	}
+	return al, nil
 }
 
 func (a *app) close(ctx context.Context) {

@@ -22,8 +22,12 @@ platback_startup_check_ok and in /healthz; while the check fails it is
 retried every --check-retry, and the daemon keeps running.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd, func(ctx context.Context, a *app) error {
+				alerts, err := daemon.NewAlerts(a.cfg, a.log)
+				if err != nil {
+					return err
+				}
 				d := &daemon.Daemon{Config: a.cfg, Runner: a.runner, Self: a.disc.Self, Version: version, Log: a.log,
-					Report: printResult, Options: o}
+					Report: printResult, Alerts: alerts, Options: o}
 				return d.Run(ctx)
 			})
 		},

@@ -23,16 +23,15 @@ func newRunOnceCmd() *cobra.Command {
 		Short: "Back up every target now; exit 0 only if every target succeeded",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd, func(ctx context.Context, a *app) error {
-				var res runner.Result
-				if err := a.runner.Exclusive(ctx, false, func() error {
-					res = a.runner.Run(ctx)
-					// The daemon of this container reads it: /metrics and
-					// /healthz then show this run too.
-					if err := daemon.SaveLastRun(a.cfg.CacheDir, res, "run-once"); err != nil {
-						a.log.Warn("could not record the run's result for the daemon", "err", err)
-					}
-					return nil
-				}); err != nil {
+				alerts, err := a.alerts(ctx)
+				if err != nil {
+					return err
+				}
+				// As a scheduled run: pings, notification, and the last-run
+				// file the daemon of this container reads (its /metrics and
+				// /healthz then show this run too).
+				res, err := daemon.Backup(ctx, a.runner, alerts, "run-once", false, nil)
+				if err != nil {
 					return err
 				}
 				if asJSON {

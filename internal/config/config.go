@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/healthping"
+	"github.com/platback/platback/internal/notify"
 	"github.com/platback/platback/schedule"
 	"github.com/platback/platback/vaultcreds"
 )
@@ -55,6 +58,9 @@ var Vars = []Var{
 	{Name: "LOG_FORMAT", Default: "text", Doc: "`text` or `json`."},
 	{Name: "METRICS_LISTEN", Default: ":9095", Doc: "address (`host:port` or `:port`) of the HTTP endpoint serving `/metrics` and `/healthz`; empty or `off` turns it off. `sidecar health` asks this host, or 127.0.0.1 when the host is empty, `0.0.0.0` or `::`."},
 	{Name: "HEALTH_MAX_AGE_FACTOR", Default: "2", Doc: "`sidecar health` fails when no run has succeeded for this many schedule gaps after the start of the last successful run (or of the sidecar): 1 to 1000, fractions allowed. Each gap between two consecutive scheduled runs counts as one whatever its length, so a weekday, monthly or December-only schedule stays healthy through its long gaps; with `2` it fails once the second scheduled run after the last success is due, so one missed run, or a run in progress, does not count against it."},
+	{Name: "NOTIFICATION_URLS", Doc: "where to tell people that something is wrong: one or more [shoutrrr](https://shoutrrr.nickfedor.com) URLs separated by spaces or commas, e.g. `telegram://token@telegram?chats=@channel`, `ntfy://ntfy.sh/topic`, or `generic+https://hooks.internal/backup` for a plain webhook (the message is the POST body). Or `NOTIFICATION_URLS_FILE`, a file holding them. A URL shoutrrr cannot use stops the sidecar at start-up; errors and logs never show a URL's tokens."},
+	{Name: "NOTIFICATION_LEVEL", Default: "error", Doc: "`error`: notify a failed run, target or check, a backup older than `sidecar health` allows, a failing start-up check; `info`: successful runs too."},
+	{Name: "HEALTHCHECK_URL", Doc: "ping URL of a dead man's switch in the healthchecks.io convention (e.g. `https://hc-ping.com/<uuid>`), or `HEALTHCHECK_URL_FILE`, a file holding it: `<url>/start` when a run starts, `<url>` when it succeeded, `<url>/fail` with the error text as the body when it failed; scheduled runs and `sidecar run-once` alike. Each ping has 10 s and 2 retries; a failed ping is logged and counted, never fails the run."},
 	{Name: "PLATBACK_LABEL_PREFIX", Default: discover.DefaultLabelPrefix, Doc: "prefix of the backup labels."},
 	{Name: "PLATBACK_PROJECT", Doc: "compose project to back up; needed outside a container, overrides detection inside one."},
 	{Name: "PLATBACK_CONTAINER", Doc: "the sidecar's own container id or name, when detection fails."},
@@ -103,6 +109,10 @@ type Config struct {
 	WorkerImage   string
 	Parallel      int
 	Restic        string
+	// NotificationURLs are the shoutrrr URLs of NOTIFICATION_URLS, checked.
+	NotificationURLs  []string
+	NotificationLevel notify.Level
+	HealthcheckURL    string // checked; empty: no pings
 	// Credentials says where each run's credentials come from (Vault or
 	// plain variables), checked: vaultcreds.NewSource builds the source from
 	// it without reading the environment or checking again. Its secret
@@ -158,6 +168,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.retention(&c)
 	l.runtime(&c)
 	l.discovery(&c)
+	l.alerts(&c)
 	c.Restic = ResticBinary(getenv)
 	if credErr != nil {
 		l.errs = append(l.errs, credErr)
@@ -332,6 +343,57 @@ func (l *loader) discovery(c *Config) {
 	} else {
 		c.Parallel = n
 	}
+}
+
+// alerts reads where notifications and health pings go. The URLs carry
+// tokens: an error shows them redacted.
+func (l *loader) alerts(c *Config) {
+	if urls, from, ok := l.valueOrFile("NOTIFICATION_URLS"); ok && urls != "" {
+		c.NotificationURLs = notify.SplitURLs(urls)
+		for i, u := range c.NotificationURLs {
+			if err := notify.CheckURL(u); err != nil {
+				l.errs = append(l.errs, fmt.Errorf("%s: URL %d of %d (%s): %s", from, i+1, len(c.NotificationURLs), notify.RedactURL(u), err))
+			}
+		}
+	}
+	level, levelName := l.get("NOTIFICATION_LEVEL")
+	var err error
+	if c.NotificationLevel, err = notify.ParseLevel(level); err != nil {
+		l.bad(levelName, level, err.Error())
+	}
+	if u, from, ok := l.valueOrFile("HEALTHCHECK_URL"); ok && u != "" {
+		if _, err := healthping.Parse(u); err != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s (%s): %s", from, healthping.Redact(u), err))
+		} else {
+			c.HealthcheckURL = u
+		}
+	}
+}
+
+// valueOrFile reads name, or the file named by name_FILE; from says which
+// (the variable, or the variable and the file). ok is false when a bad
+// value was reported. Neither the value nor the file's content is shown.
+func (l *loader) valueOrFile(name string) (value, from string, ok bool) {
+	v := l.str(name)
+	file := strings.TrimSpace(l.getenv(name + "_FILE"))
+	switch {
+	case file == "":
+		return v, name, true
+	case v != "":
+		l.errs = append(l.errs, fmt.Errorf("%s and %s_FILE are both set: set one of them", name, name))
+		return "", name, false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		l.bad(name+"_FILE", file, "cannot read it: "+err.Error())
+		return "", name + "_FILE", false
+	}
+	v = strings.TrimSpace(string(data))
+	if v == "" {
+		l.bad(name+"_FILE", file, "the file is empty: write the value in it, or unset "+name+"_FILE")
+		return "", name + "_FILE", false
+	}
+	return v, name + "_FILE=" + strconv.Quote(file), true
 }
 
 // readOnce returns getenv remembering each answer: every variable is read

@@ -20,6 +20,7 @@ import (
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
 	"github.com/platback/platback/internal/metrics"
+	"github.com/platback/platback/internal/notify"
 	"github.com/platback/platback/internal/runlock"
 	"github.com/platback/platback/internal/runner"
 	"github.com/platback/platback/schedule"
@@ -44,6 +45,10 @@ type Daemon struct {
 	Log     *slog.Logger
 	// Report receives each scheduled run's result table (default: stderr).
 	Report func(io.Writer, runner.Result)
+	// Alerts send the runs' health pings and notifications, the stale
+	// backup's and the failing start-up check's (see NewAlerts); its Stack
+	// is filled in at start-up.
+	Alerts Alerts
 	Options
 }
 
@@ -84,6 +89,10 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	}
 	m := metrics.New(project, dm.Version, resticVersion)
 	dm.Runner.Metrics = m
+	dm.Alerts.Stack = notify.Stack{Project: project, Container: self.ContainerName}
+	if dm.Alerts.Log == nil {
+		dm.Alerts.Log = dm.Log
+	}
 	d := &daemon{a: dm, m: m, health: &healthState{started: time.Now(), factor: dm.Config.HealthFactor, checkRetry: o.CheckRetry}}
 	if loc, err := backup.ParseLocation(dm.Config.Repository); err == nil {
 		d.s3 = loc.Kind == "s3"
@@ -113,6 +122,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-ticker.C:
 			d.refresh(false)
+			d.staleAlert(ctx, time.Now())
 		case <-ctx.Done():
 		}
 	}
@@ -137,15 +147,11 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 	spec := dm.Config.Schedule
 	spec.Name = project
 	job := func(ctx context.Context) error {
-		var res runner.Result
-		if err := dm.Runner.Exclusive(ctx, true, func() error {
-			res = dm.Runner.Run(ctx) // records its metrics as it goes
+		res, err := Backup(ctx, dm.Runner, dm.Alerts, "daemon", true, func(res runner.Result, dl Delivery) {
 			d.ownRun(res)
-			if err := SaveLastRun(dm.Config.CacheDir, res, "daemon"); err != nil {
-				dm.Log.Warn("could not record the run's result", "err", err)
-			}
-			return nil
-		}); err != nil {
+			d.delivered(dl)
+		})
+		if err != nil {
 			return err
 		}
 		if dm.Report != nil {
@@ -216,6 +222,34 @@ type daemon struct {
 	applied time.Time   // start of the newest run applied to metrics and health
 	seen    os.FileInfo // the last-run file as last read
 	s3      bool        // the repository is on S3: the bucket's lifecycle metrics apply
+	// staleSince is the last success (or start) whose staleness was
+	// notified: once per stale period, not at every tick.
+	staleSince time.Time
+	staleSent  bool
+}
+
+// delivered counts a run's notifications and pings.
+func (d *daemon) delivered(dl Delivery) {
+	d.m.Delivered(dl.NotificationsSent, dl.NotificationsFailed, dl.PingsSent, dl.PingsFailed)
+}
+
+// staleAlert notifies once when the last success has become older than
+// the health check allows, and again only after a new success went stale.
+func (d *daemon) staleAlert(ctx context.Context, now time.Time) {
+	st, ok := d.health.stale(now)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	if d.staleSent && d.staleSince.Equal(st.since) {
+		d.mu.Unlock()
+		return
+	}
+	d.staleSent, d.staleSince = true, st.since
+	d.mu.Unlock()
+	d.a.Log.Warn("the last success is older than the schedule allows", "last_success", st.lastSuccess, "max_age", st.maxAge)
+	m := notify.StaleMessage(d.a.Alerts.Stack, st.lastSuccess, st.started, st.maxAge, st.lastErr)
+	d.delivered(d.a.Alerts.notify(ctx, m))
 }
 
 // ownRun applies a run of the daemon itself: the runner recorded its
@@ -293,6 +327,9 @@ func (d *daemon) refresh(startup bool) {
 	d.health.finished(res)
 	d.health.succeededAt(lr.LastSuccess)
 	d.lifecycleFromRun(res)
+	if !startup {
+		d.delivered(lr.Delivery) // a run-once's notifications and pings
+	}
 	if startup {
 		d.a.Log.Info("last run before this start", "by", lr.By, "start", res.Start, "ok", res.OK(), "last_success", lr.LastSuccess)
 	} else {
@@ -347,6 +384,9 @@ func (d *daemon) checkUntilOK(ctx context.Context, o Options) {
 		if err != nil {
 			d.a.Log.Error("start-up check failed: the next run will fail the same way unless this is fixed; retrying",
 				"attempt", attempt, "err", err, "took", took, "retry_in", o.CheckRetry)
+			if attempt == 1 { // once: it is retried every CheckRetry
+				d.delivered(d.a.Alerts.notify(ctx, notify.StartupCheckMessage(d.a.Alerts.Stack, err.Error())))
+			}
 			select {
 			case <-ctx.Done():
 				return

@@ -164,6 +164,39 @@ func deadline(table *schedule.Timetable, since time.Time, factor float64) time.T
 	return a.Add(time.Duration(math.Round(pos * float64(b.Sub(a)))))
 }
 
+// staleness is a backup gone stale: no success within what the schedule
+// allows.
+type staleness struct {
+	since       time.Time // the last success, or the start when there was none
+	lastSuccess time.Time // zero: none
+	started     time.Time
+	maxAge      string
+	lastErr     string // why the last run failed; "" when it did not
+}
+
+// stale reports whether the last success (or, with none, the start) is
+// older than HEALTH_MAX_AGE_FACTOR schedule gaps at now, as report does.
+func (h *healthState) stale(now time.Time) (staleness, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	since := h.lastSuccess
+	if since.IsZero() {
+		since = h.started
+	}
+	if h.table == nil {
+		return staleness{}, false
+	}
+	due := deadline(h.table, since, h.factor)
+	if due.IsZero() || !now.After(due) {
+		return staleness{}, false
+	}
+	st := staleness{since: since, lastSuccess: h.lastSuccess, started: h.started, maxAge: due.Sub(since).String()}
+	if !h.lastRun.IsZero() && !h.lastOK {
+		st.lastErr = h.lastError
+	}
+	return st, true
+}
+
 type HealthReport struct {
 	Healthy     bool      `json:"healthy"`
 	Reason      string    `json:"reason"`

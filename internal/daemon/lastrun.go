@@ -28,13 +28,20 @@ type LastRun struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	// By is who ran it: "daemon" or "run-once".
 	By string `json:"by"`
+	// Delivery is what the run's notifications and pings sent and failed
+	// to send: the daemon counts those of a run-once in its metrics.
+	Delivery Delivery `json:"delivery,omitzero"`
 }
 
 // SaveLastRun writes res as the last run, atomically (a temporary file
 // renamed over the old one) and durably (both synced, then the directory).
 // Runs hold the run lock, so two writers never race.
 func SaveLastRun(dir string, res runner.Result, by string) error {
-	lr := LastRun{Result: res, OK: res.OK(), By: by}
+	return saveLastRun(dir, res, by, Delivery{})
+}
+
+func saveLastRun(dir string, res runner.Result, by string, sent Delivery) error {
+	lr := LastRun{Result: res, OK: res.OK(), By: by, Delivery: sent}
 	if lr.OK {
 		lr.LastSuccess = res.Start
 	} else if prev, ok, _ := LoadLastRun(dir); ok {

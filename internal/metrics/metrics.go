@@ -2,7 +2,8 @@
 // phase (backup, dump, forget, check) the last run and last success times,
 // duration, bytes added, files new and changed, snapshot count and error
 // count; per run whether it succeeded; the bucket's lifecycle rules; the
-// daemon's start-up check; build info and the next scheduled run.
+// daemon's start-up check; notifications and health pings sent and
+// failed; build info and the next scheduled run.
 package metrics
 
 import (
@@ -44,6 +45,10 @@ type Metrics struct {
 	checkOK         *prometheus.GaugeVec
 	checkTime       prometheus.Gauge
 	checkFailures   prometheus.Counter
+	notifySent      prometheus.Counter
+	notifyFailed    prometheus.Counter
+	pingsSent       prometheus.Counter
+	pingsFailed     prometheus.Counter
 }
 
 // New registers every metric. project is a constant label.
@@ -90,9 +95,18 @@ func New(project, version, resticVersion string) *Metrics {
 			Help: "When the start-up check last ended (Unix time).", ConstLabels: c}),
 		checkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_startup_check_failures_total",
 			Help: "Failed attempts of the start-up check.", ConstLabels: c}),
+		notifySent: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_notifications_sent_total",
+			Help: "Notifications delivered, one per message and URL of NOTIFICATION_URLS; runs of `sidecar run-once` count too.", ConstLabels: c}),
+		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_notifications_failed_total",
+			Help: "Notifications that could not be delivered after their retries, one per message and URL; the sidecar's log says why.", ConstLabels: c}),
+		pingsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_health_pings_sent_total",
+			Help: "Pings of HEALTHCHECK_URL delivered (start, success, fail).", ConstLabels: c}),
+		pingsFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_health_pings_failed_total",
+			Help: "Pings of HEALTHCHECK_URL that failed after their retries; the sidecar's log says why.", ConstLabels: c}),
 	}
 	reg.MustRegister(m.errors, m.nextRun, m.skipped, m.runLastSuccess, m.runLastDuration, m.runOK, m.runLast,
-		m.expiration, m.lifecycleRead, m.checkOK, m.checkTime, m.checkFailures)
+		m.expiration, m.lifecycleRead, m.checkOK, m.checkTime, m.checkFailures,
+		m.notifySent, m.notifyFailed, m.pingsSent, m.pingsFailed)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
 		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})
 	info.Set(1)
@@ -176,6 +190,14 @@ func (m *Metrics) StartupCheck(end time.Time, err error) {
 		return
 	}
 	m.checkOK.WithLabelValues().Set(1)
+}
+
+// Delivered counts notifications and health pings sent and failed.
+func (m *Metrics) Delivered(notifySent, notifyFailed, pingsSent, pingsFailed int) {
+	m.notifySent.Add(float64(notifySent))
+	m.notifyFailed.Add(float64(notifyFailed))
+	m.pingsSent.Add(float64(pingsSent))
+	m.pingsFailed.Add(float64(pingsFailed))
 }
 
 // NextRun sets the next scheduled run.
