@@ -71,7 +71,7 @@ var Vars = []Var{
 	{Name: "PLATBACK_CREATE_BUCKET", Default: "true", Doc: "create a missing S3 bucket (needs credentials allowed to)."},
 	{Name: "PLATBACK_RESTIC", Default: "restic", Doc: "the restic binary (restic 0.19.x); the image ships it."},
 	{Name: "PLATBACK_WORKER_IMAGE", Doc: "image of the short-lived worker containers that read volumes; default the sidecar's own image."},
-	{Name: "PLATBACK_PARALLEL", Default: "1", Doc: "how many targets are backed up at once (1 to 16); the volumes of one stop window are always backed up one after the other. 1 keeps shared storage and the repository calm."},
+	{Name: "PLATBACK_PARALLEL", Default: "1", Doc: "how many workers and database dumps run at once (1 to 16); the volumes that need no stop are shared out to that many workers, a stop window's volumes are always backed up one after the other in one worker. 1 keeps shared storage and the repository calm."},
 }
 
 // MinBackupTimeout is the shortest BACKUP_TIMEOUT accepted.
