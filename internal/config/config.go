@@ -53,6 +53,7 @@ var Vars = []Var{
 	{Name: "CHECK_AFTER_BACKUP", Default: "false", Doc: "run `restic check` after each run."},
 	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, in the forms restic check `--read-data-subset` takes: `n/t` (part n of t, t at most 256, e.g. `1/10`), a percentage (`5%`, `2.5%`) or a size (`500M`, `2G`)."},
 	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup; at least `1m`."},
+	{Name: "HOOK_TIMEOUT", Default: "5m", Doc: "deadline of one hook command (`stack-back.hooks.*`); at least `1s`. A hook still running then is stopped (SIGTERM, then SIGKILL) when its container has `/bin/sh`, and counts as failed."},
 	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
 	{Name: "LOG_LEVEL", Default: "info", Doc: "`debug`, `info`, `warn` or `error`."},
 	{Name: "LOG_FORMAT", Default: "text", Doc: "`text` or `json`."},
@@ -94,6 +95,7 @@ type Config struct {
 	CheckSubset   string
 	BackupTimeout time.Duration
 	StopTimeout   time.Duration
+	HookTimeout   time.Duration
 	LogLevel      slog.Level
 	LogFormat     string
 	Listen        string
@@ -293,6 +295,7 @@ func (l *loader) runtime(c *Config) {
 	if r := c.StopTimeout % time.Second; r > 0 {
 		c.StopTimeout += time.Second - r
 	}
+	c.HookTimeout, _ = l.duration("HOOK_TIMEOUT", time.Second, "it bounds one hook command, e.g. 5m (the default)")
 	level := l.str("LOG_LEVEL")
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		l.bad("LOG_LEVEL", level, "want debug, info, warn or error")
