@@ -21,7 +21,8 @@ import (
 // dump target still appears, with no credential variables.
 func BuildPlan(opts Options, self Identity, containers []Container) Plan {
 	opts, err := opts.normalize()
-	b := builder{opts: opts, prefix: opts.LabelPrefix, byKey: map[string]int{}, stopByKey: map[string][]ContainerRef{}, numbers: map[string]string{}}
+	b := builder{opts: opts, prefix: opts.LabelPrefix, byKey: map[string]int{}, stopByKey: map[string][]ContainerRef{}, numbers: map[string]string{},
+		running: map[string][]ContainerRef{}}
 	b.plan.Self = self
 	b.plan.Targets = []Target{}
 	if err != nil {
@@ -69,6 +70,9 @@ type builder struct {
 	dbTargets []Target
 	// numbers maps container ids to their compose container number.
 	numbers map[string]string
+	// running maps project/service to its running containers, in compose
+	// number order: where a hook's .context runs.
+	running map[string][]ContainerRef
 }
 
 func (b *builder) skip(c Container, mount, reason string) {
@@ -79,6 +83,10 @@ func (b *builder) add(c Container, self Identity) {
 	switch {
 	case self.ContainerID != "" && c.ID == self.ContainerID:
 		b.skip(c, "", "the backup sidecar itself")
+		if hooks, _ := parseHooks(c.Name, c.Labels, b.prefix); len(hooks) > 0 {
+			b.plan.Warnings = append(b.plan.Warnings, Warning{Container: c.Name, Label: hooks[0].Label + ".cmd", Value: hooks[0].Cmd,
+				Message: "hooks on the sidecar itself are not run by platback (stack-back runs them in its own container): put them on the service they are for, with .context to run them in another service"})
+		}
 		return
 	case c.Labels[WorkerLabel] != "":
 		b.skip(c, "", "a platback worker container ("+WorkerLabel+")")
@@ -92,6 +100,11 @@ func (b *builder) add(c Container, self Identity) {
 	ls, warns := parseLabels(c.Name, c.Labels, b.prefix)
 	b.plan.Warnings = append(b.plan.Warnings, warns...)
 	running := c.State == "running"
+	if running {
+		ref := c.ref()
+		b.running[ref.Project+"/"+ref.Service] = append(b.running[ref.Project+"/"+ref.Service], ref)
+	}
+	b.addHooks(c, ls, running)
 
 	if ls.stop && running {
 		ref := c.ref()
@@ -128,6 +141,51 @@ func (b *builder) add(c Container, self Identity) {
 			b.skip(c, "", b.prefix+LabelVolumes+"=true but the container has no volume or bind mount")
 		}
 		b.addMounts(c, ls, env)
+	}
+}
+
+// addHooks adds the container's hooks to the plan. As in stack-back, only
+// the hooks of containers that are backed up run; the others are a warning.
+func (b *builder) addHooks(c Container, ls labelSet, running bool) {
+	hooks, warns := parseHooks(c.Name, c.Labels, b.prefix)
+	b.plan.Warnings = append(b.plan.Warnings, warns...)
+	if len(hooks) == 0 {
+		return
+	}
+	if !ls.anyBackupable || (!running && !b.opts.IncludeStopped) {
+		why := "the container is not running"
+		if !ls.anyBackupable {
+			why = "the container has no backup label (" + b.prefix + LabelVolumes + " or a database label)"
+		}
+		b.plan.Warnings = append(b.plan.Warnings, Warning{Container: c.Name, Label: hooks[0].Label + ".cmd", Value: hooks[0].Cmd,
+			Message: "its hooks are ignored: " + why + "; as in stack-back, only the hooks of backed-up services run (or put them on a backed-up service with .context)"})
+		return
+	}
+	ref := c.ref()
+	for _, h := range hooks {
+		h.Source = ref
+		if h.Context == "" {
+			h.Container = ref
+		}
+		b.plan.Hooks = append(b.plan.Hooks, h)
+	}
+}
+
+// resolveHookContexts finds the container each .context names: the first
+// running container of that service in the hook's project.
+func (b *builder) resolveHookContexts() {
+	for i := range b.plan.Hooks {
+		h := &b.plan.Hooks[i]
+		if h.Context == "" {
+			continue
+		}
+		if refs := b.running[h.Source.Project+"/"+h.Context]; len(refs) > 0 {
+			h.Container = refs[0]
+			continue
+		}
+		b.plan.Warnings = append(b.plan.Warnings, Warning{Container: h.Source.Name, Label: h.Label + ".context", Value: h.Context,
+			Message: "no running container of service " + quote(h.Context) + " in project " + quote(h.Source.Project) +
+				" (the sidecar's own service does not count): the hook will fail; name a running service of the stack"})
 	}
 }
 
@@ -257,6 +315,7 @@ func (b *builder) finish(seen int) {
 		t.Volume.Stop = b.stopByKey[key]
 	}
 	p.Targets = append(p.Targets, b.dbTargets...)
+	b.resolveHookContexts()
 	b.separateCollisions()
 	slices.SortStableFunc(p.Targets, func(x, y Target) int {
 		return cmp.Or(cmp.Compare(kindOrder(x.Kind), kindOrder(y.Kind)), cmp.Compare(x.Path, y.Path))

@@ -141,7 +141,7 @@ func parseLabels(container string, labels map[string]string, prefix string) (lab
 	}
 	var unknown []string
 	for k := range labels {
-		if strings.HasPrefix(k, prefix) && !known[k] {
+		if strings.HasPrefix(k, prefix) && !known[k] && !isHookLabel(k, prefix) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -150,8 +150,10 @@ func parseLabels(container string, labels map[string]string, prefix string) (lab
 		msg := "unknown label, ignored"
 		if s := closestLabel(k, names); s != "" {
 			msg += "; did you mean " + s + "?"
+		} else if rest, ok := strings.CutPrefix(k, prefix+"hook."); ok {
+			msg += "; did you mean " + prefix + LabelHooks + "." + rest + "?"
 		}
-		warn(k, labels[k], msg+" (known: "+strings.Join(names, ", ")+")")
+		warn(k, labels[k], msg+" (known: "+strings.Join(names, ", ")+", "+prefix+LabelHooks+".<pre|post|error|finally>.<N>.cmd|context|on-error)")
 	}
 	// A misspelt prefix (stack_back.volumes, stackback.volumes) is not
 	// under the prefix at all: say so rather than skip the container

@@ -35,6 +35,10 @@ type Plan struct {
 	// volumes.stop-during-backup, stopped while volumes are backed up and
 	// restarted after.
 	StopDuringBackup []ContainerRef `json:"stop_during_backup,omitempty"`
+	// Hooks are the commands run in containers around the backup of the
+	// containers that carry their labels (see Hook), grouped by that
+	// container in plan order, each group in stage then number order.
+	Hooks []Hook `json:"hooks,omitempty"`
 	// Skipped says, for each container or mount seen and not backed up, why.
 	Skipped []Skip `json:"skipped,omitempty"`
 	// Warnings are label values that were not understood and other things

@@ -40,6 +40,12 @@ func (p Plan) WriteTable(w io.Writer) error {
 			fmt.Fprintf(ew, "  %s (%s)\n", c.Name, c.Service)
 		}
 	}
+	if len(p.Hooks) > 0 {
+		fmt.Fprintln(ew, "\nHooks (run with sh -c; pre before any container is stopped, the others once they run again):")
+		for _, h := range p.Hooks {
+			fmt.Fprintf(ew, "  %s (%s): %s\n", h.Source.Name, h.Source.Service, h)
+		}
+	}
 	if len(p.Skipped) > 0 {
 		fmt.Fprintln(ew, "\nSkipped:")
 		for _, s := range p.Skipped {
