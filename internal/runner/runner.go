@@ -434,7 +434,9 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 		return
 	}
 
-	res.Targets = rn.backupAll(ctx, s)
+	preFailed := rn.preHooks(ctx, s)
+	res.Targets = rn.backupAll(ctx, s, hookSkips(s.Plan, preFailed))
+	rn.afterHooks(ctx, s, preFailed, res.Targets)
 	if ctx.Err() != nil {
 		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
 		return
@@ -478,13 +480,24 @@ func succeeded(targets []discover.Target, results []TargetResult) []discover.Tar
 // of them) and each database dump. Up to Config.Parallel units run at a
 // time, started in plan order. It starts nothing more once ctx is
 // cancelled; the results are those of the targets it got to, in plan order.
-func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
+// The targets in skip are not backed up: they fail with their error (a
+// failed pre hook), and a stop window left with none stops nothing.
+func (rn *Runner) backupAll(ctx context.Context, s *Session, skip map[int]error) []TargetResult {
 	targets := s.Plan.Targets
 	parallel := max(rn.Config.Parallel, 1)
+	results := make([]*TargetResult, len(targets))
+	for i, err := range skip {
+		now := time.Now()
+		tr := rn.targetDone(s, targets[i], now, now, backup.Summary{}, err)
+		results[i] = &tr
+	}
 	windows, windowOf := StopWindows(targets)
+	for w := range windows {
+		windows[w].Targets = slices.DeleteFunc(windows[w].Targets, func(i int) bool { return skip[i] != nil })
+	}
 	var free []int // the volume targets that need no stop
 	for i, t := range targets {
-		if _, inWindow := windowOf[i]; t.Volume != nil && !inWindow {
+		if _, inWindow := windowOf[i]; t.Volume != nil && !inWindow && skip[i] == nil {
 			free = append(free, i)
 		}
 	}
@@ -492,12 +505,12 @@ func (rn *Runner) backupAll(ctx context.Context, s *Session) []TargetResult {
 	for _, share := range shares(free, parallel) {
 		shareAt[share[0]] = share
 	}
-	results := make([]*TargetResult, len(targets))
 	var units []func()
 	seen := map[int]bool{}
 	for i, t := range targets {
 		w, inWindow := windowOf[i]
 		switch {
+		case skip[i] != nil:
 		case inWindow && !seen[w]:
 			seen[w] = true
 			units = append(units, func() { rn.backupWindow(ctx, s, windows[w], results) })
@@ -972,6 +985,9 @@ type runSteps interface {
 	// each target's outcome (by index) to done as soon as it is known.
 	backupVolumes(ctx context.Context, s *Session, targets []discover.Target, done func(j int, sum backup.Summary, err error))
 	backupDatabase(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error)
+	// hook runs a hook's command in its container: its output (bounded),
+	// exit status (-1 when unknown) and error.
+	hook(ctx context.Context, s *Session, h discover.Hook) (hookOutput, int, error)
 	// forget applies the policy to the targets' snapshot groups.
 	forget(ctx context.Context, s *Session, targets []discover.Target) (backup.ForgetResult, error)
 }
@@ -994,6 +1010,10 @@ func (r resticSteps) backupVolumes(ctx context.Context, s *Session, targets []di
 
 func (r resticSteps) backupDatabase(ctx context.Context, s *Session, t discover.Target) (backup.Summary, error) {
 	return r.rn.backupDatabase(ctx, s, t)
+}
+
+func (r resticSteps) hook(ctx context.Context, _ *Session, h discover.Hook) (hookOutput, int, error) {
+	return r.rn.execHook(ctx, h)
 }
 
 // forget applies the policy to the targets' groups in one call: the
