@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/platback/platback/discover"
 )
 
 // TestQuickBench runs the bench end to end in its quick mode (one round):
@@ -24,6 +28,9 @@ func TestQuickBench(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	// make bench keeps its data volumes for the next run; a test leaves
+	// nothing behind (the quick data is made again in seconds).
+	t.Cleanup(func() { removeQuickData(t) })
 	rep, err := run(ctx, options{Quick: true, Rounds: 1, Count: true, Progress: testLog{t}})
 	require.NoError(t, err)
 	require.NotNil(t, rep)
@@ -47,6 +54,31 @@ func TestQuickBench(t *testing.T) {
 	}
 	assert.NotContains(t, table, "not seen", "every RSS was measured")
 	assert.Regexp(t, `unchanged run \| \d+ \(sidecar: .*worker: .*backup`, table, "the counting pass saw the worker's restic backup")
+}
+
+// removeQuickData removes the quick mode's cached data volumes, unless a
+// running bench uses them.
+func removeQuickData(t *testing.T) {
+	cli, err := discover.NewClient()
+	if err != nil {
+		t.Errorf("docker: %v", err)
+		return
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: make(client.Filters).Add("label", cacheLabel)})
+	if err != nil {
+		t.Errorf("list the bench's data volumes: %v", err)
+		return
+	}
+	for _, v := range vs.Items {
+		if !strings.Contains(v.Name, "-quick-") {
+			continue
+		}
+		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove %s: %v", v.Name, err)
+		}
+	}
 }
 
 // testLog writes the bench's progress lines to the test log.
