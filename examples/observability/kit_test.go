@@ -55,6 +55,9 @@ func exported(t *testing.T) catalog {
 	m.Run(start.Add(time.Hour), time.Hour, true)
 	m.Lifecycle(1, nil)
 	m.StartupCheck(start, nil)
+	m.Check(metrics.Check{End: start, Duration: time.Minute, Part: 1, Parts: 12, Err: errors.New("pack damaged")})
+	m.Check(metrics.Check{End: start.Add(time.Hour), Duration: time.Minute, Part: 1, Parts: 12})
+	m.CheckSkipped()
 	m.NextRun(start.Add(24 * time.Hour))
 	m.Skipped()
 

@@ -51,7 +51,9 @@ var Vars = []Var{
 	{Name: "RESTIC_KEEP_YEARLY", Aliases: []string{"KEEP_YEARLY"}, Doc: "retention: keep N yearly snapshots."},
 	{Name: "RETENTION_CRON", Doc: "apply retention on this schedule instead of after each successful run."},
 	{Name: "CHECK_AFTER_BACKUP", Default: "false", Doc: "run `restic check` after each run."},
-	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, in the forms restic check `--read-data-subset` takes: `n/t` (part n of t, t at most 256, e.g. `1/10`), a percentage (`5%`, `2.5%`) or a size (`500M`, `2G`)."},
+	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, in the forms restic check `--read-data-subset` takes: `n/t` (part n of t, t at most 256, e.g. `1/10`), a percentage (`5%`, `2.5%`) or a size (`500M`, `2G`). CHECK_CRON's checks rotate through CHECK_READ_DATA_PARTS instead."},
+	{Name: "CHECK_CRON", Doc: "run `restic check` on its own schedule, in BACKUP_TZ, under the run lock (a check due while a backup runs waits for it): 5-field cron, `@weekly`-style, or `@every 24h`; empty: no scheduled check. Each check also reads the next part of the data (CHECK_READ_DATA_PARTS)."},
+	{Name: "CHECK_READ_DATA_PARTS", Default: "12", Doc: "CHECK_CRON reads the data in this many parts, one per check (`--read-data-subset 1/12`, then `2/12`…, then `1/12` again), so every pack is read once every this many checks; `0`: structure only, no data read. 0 to 256. The next part is kept in PLATBACK_CACHE_DIR and moves on only after a check that passed: a failed check is retried with the same part. `sidecar check --rotate` takes the next part too."},
 	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup; at least `1m`."},
 	{Name: "HOOK_TIMEOUT", Default: "5m", Doc: "deadline of one hook command (`stack-back.hooks.*`); at least `1s`. A hook still running then is stopped (SIGTERM, then SIGKILL) when its container has `/bin/sh`, and counts as failed."},
 	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
@@ -81,6 +83,10 @@ const MinBackupTimeout = time.Minute
 // MaxHealthFactor is the largest HEALTH_MAX_AGE_FACTOR accepted.
 const MaxHealthFactor = 1000
 
+// MaxCheckParts bounds CHECK_READ_DATA_PARTS (restic's limit on t in
+// --read-data-subset n/t).
+const MaxCheckParts = maxSubsetBuckets
+
 // MaxParallel bounds PLATBACK_PARALLEL.
 const MaxParallel = 16
 
@@ -93,6 +99,11 @@ type Config struct {
 	RetentionCron string
 	Check         bool
 	CheckSubset   string
+	// CheckCron is CHECK_CRON, checked; empty: no scheduled check.
+	CheckCron string
+	// CheckParts is CHECK_READ_DATA_PARTS: the scheduled checks read part
+	// n of CheckParts in turn; 0 reads no data.
+	CheckParts    int
 	BackupTimeout time.Duration
 	StopTimeout   time.Duration
 	HookTimeout   time.Duration
@@ -266,6 +277,12 @@ func (l *loader) schedule(c *Config) {
 			l.bad("RETENTION_CRON", rc, cronFix(rc, err))
 		}
 	}
+	if cc := l.str("CHECK_CRON"); cc != "" {
+		c.CheckCron = cc
+		if err := (schedule.Spec{Cron: cc}).Validate(); err != nil {
+			l.bad("CHECK_CRON", cc, cronFix(cc, err))
+		}
+	}
 }
 
 // retention reads the policy and the check after each run.
@@ -281,6 +298,16 @@ func (l *loader) retention(c *Config) {
 		if err := checkReadDataSubset(c.CheckSubset); err != nil {
 			l.bad("CHECK_READ_DATA_SUBSET", c.CheckSubset, err.Error()+"; "+subsetHelp)
 		}
+	}
+	parts := l.str("CHECK_READ_DATA_PARTS")
+	if n, err := strconv.Atoi(parts); err != nil || n < 0 || n > MaxCheckParts {
+		fix := fmt.Sprintf("want a whole number of parts from 0 (structure only) to %d, e.g. 12: each scheduled check reads the next part", MaxCheckParts)
+		if strings.Contains(parts, "/") || strings.HasSuffix(parts, "%") {
+			fix = "want the number of parts t alone, e.g. 12 (the checks read 1/12, 2/12… in turn); a fixed n/t, percentage or size goes in CHECK_READ_DATA_SUBSET, for CHECK_AFTER_BACKUP"
+		}
+		l.bad("CHECK_READ_DATA_PARTS", parts, fix)
+	} else {
+		c.CheckParts = n
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package daemon is `sidecar run`: backups on the schedule (never two at
-// once), scheduled retention, a start-up check retried until it passes, and
+// once), scheduled retention and repository checks (rotating through the
+// data), a start-up check retried until it passes, and
 // the /metrics and /healthz endpoints, which also reflect the runs of
 // `sidecar run-once` in the same container (the last-run file).
 package daemon
@@ -112,6 +113,10 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	next, _ := scheds[0].NextRun()
 	m.NextRun(next)
 	dm.Log.Info("sidecar started", "project", project, "schedule", scheds[0].Timetable().String(), "next_run", next, "found_by", self.FoundBy)
+	if dm.Config.CheckCron != "" {
+		next, _ := scheds[len(scheds)-1].NextRun()
+		dm.Log.Info("repository checks scheduled", "check_cron", dm.Config.CheckCron, "next_check", next, "read_data_parts", dm.Config.CheckParts)
+	}
 
 	// Runs of `sidecar run-once` reach /metrics and /healthz when they are
 	// asked; this also keeps the metrics fresh for a scraper that asks
@@ -141,8 +146,8 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// schedulers returns the backup scheduler, and the retention scheduler
-// when RETENTION_CRON is set.
+// schedulers returns the backup scheduler, the retention scheduler when
+// RETENTION_CRON is set and the check scheduler when CHECK_CRON is.
 func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, error) {
 	spec := dm.Config.Schedule
 	spec.Name = project
@@ -189,6 +194,20 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 		}
 		scheds = append(scheds, retention)
 	}
+	if dm.Config.CheckCron != "" {
+		// Its own guard skips a check due while the last is still going
+		// (or waiting for a backup to end).
+		check, err := schedule.New(schedule.Spec{Cron: dm.Config.CheckCron, TZ: spec.TZ}, d.scheduledCheck,
+			schedule.WithLogger(dm.Log),
+			schedule.OnSkip(func(due time.Time) {
+				d.m.CheckSkipped()
+				dm.Log.Warn("previous repository check still going: skipped the check due", "due", due)
+			}))
+		if err != nil {
+			return nil, err
+		}
+		scheds = append(scheds, check)
+	}
 	return scheds, nil
 }
 
@@ -226,6 +245,9 @@ type daemon struct {
 	// notified: once per stale period, not at every tick.
 	staleSince time.Time
 	staleSent  bool
+	// checkApplied is the start of the newest repository check applied
+	// to the metrics (CHECK_CRON's or `sidecar check`'s).
+	checkApplied time.Time
 }
 
 // delivered counts a run's notifications and pings.
@@ -289,6 +311,7 @@ func (d *daemon) fresh(h http.Handler) http.Handler {
 // applied yet: a `sidecar run-once` in this container, or (at start-up,
 // replayed) the last run before this daemon started.
 func (d *daemon) refresh(startup bool) {
+	d.refreshCheck(startup)
 	path := filepath.Join(d.a.Config.CacheDir, LastRunName)
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -47,14 +47,20 @@ func saveLastRun(dir string, res runner.Result, by string, sent Delivery) error 
 	} else if prev, ok, _ := LoadLastRun(dir); ok {
 		lr.LastSuccess = prev.LastSuccess
 	}
-	data, err := json.MarshalIndent(lr, "", "  ")
+	return writeJSON(dir, LastRunName, lr)
+}
+
+// writeJSON writes v as the file name in dir, atomically (a temporary file
+// renamed over the old one) and durably (both synced, then the directory).
+func writeJSON(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+LastRunName+".*")
+	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func saveLastRun(dir string, res runner.Result, by string, sent Delivery) error 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, LastRunName)); err != nil {
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	d, err := os.Open(dir)

@@ -2,7 +2,8 @@
 // phase (backup, dump, forget, check) the last run and last success times,
 // duration, bytes added, files new and changed, snapshot count and error
 // count; per run whether it succeeded; the bucket's lifecycle rules; the
-// daemon's start-up check; notifications and health pings sent and
+// daemon's start-up check; the last repository check of CHECK_CRON or
+// `sidecar check` and the part of the data it read; notifications and health pings sent and
 // failed; build info and the next scheduled run.
 package metrics
 
@@ -45,6 +46,14 @@ type Metrics struct {
 	checkOK         *prometheus.GaugeVec
 	checkTime       prometheus.Gauge
 	checkFailures   prometheus.Counter
+	repoCheckOK     *prometheus.GaugeVec // no labels: absent before the first check
+	repoCheckLast   *prometheus.GaugeVec
+	repoCheckOKLast *prometheus.GaugeVec
+	repoCheckTook   *prometheus.GaugeVec
+	repoCheckPart   *prometheus.GaugeVec
+	repoCheckParts  *prometheus.GaugeVec
+	repoCheckFailed prometheus.Counter
+	repoCheckSkip   prometheus.Counter
 	notifySent      prometheus.Counter
 	notifyFailed    prometheus.Counter
 	pingsSent       prometheus.Counter
@@ -95,6 +104,22 @@ func New(project, version, resticVersion string) *Metrics {
 			Help: "When the start-up check last ended (Unix time).", ConstLabels: c}),
 		checkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_startup_check_failures_total",
 			Help: "Failed attempts of the start-up check.", ConstLabels: c}),
+		repoCheckOK: unlabelled("platback_check_last_ok",
+			"1 when the last repository check (CHECK_CRON or `sidecar check`) passed, 0 when it failed: the repository may be damaged; absent before the first.", c),
+		repoCheckLast: unlabelled("platback_check_last_timestamp_seconds",
+			"When the last repository check ended, passed or not (Unix time).", c),
+		repoCheckOKLast: unlabelled("platback_check_last_success_timestamp_seconds",
+			"When a repository check last passed (Unix time).", c),
+		repoCheckTook: unlabelled("platback_check_last_duration_seconds",
+			"How long the last repository check took.", c),
+		repoCheckPart: unlabelled("platback_check_read_data_part",
+			"The part of the data the last repository check read (n of --read-data-subset n/t); 0 when it read a fixed subset or none.", c),
+		repoCheckParts: unlabelled("platback_check_read_data_parts",
+			"In how many parts the repository checks read the data (t of n/t, CHECK_READ_DATA_PARTS); 0 when the last check did not rotate.", c),
+		repoCheckFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_check_failures_total",
+			Help: "Failed repository checks of CHECK_CRON and `sidecar check` since the sidecar started.", ConstLabels: c}),
+		repoCheckSkip: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_checks_skipped_total",
+			Help: "Scheduled repository checks skipped because the previous check was still going or waiting for a backup.", ConstLabels: c}),
 		notifySent: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_notifications_sent_total",
 			Help: "Notifications delivered, one per message and URL of NOTIFICATION_URLS; runs of `sidecar run-once` count too.", ConstLabels: c}),
 		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "platback_notifications_failed_total",
@@ -106,6 +131,8 @@ func New(project, version, resticVersion string) *Metrics {
 	}
 	reg.MustRegister(m.errors, m.nextRun, m.skipped, m.runLastSuccess, m.runLastDuration, m.runOK, m.runLast,
 		m.expiration, m.lifecycleRead, m.checkOK, m.checkTime, m.checkFailures,
+		m.repoCheckOK, m.repoCheckLast, m.repoCheckOKLast, m.repoCheckTook, m.repoCheckPart, m.repoCheckParts,
+		m.repoCheckFailed, m.repoCheckSkip,
 		m.notifySent, m.notifyFailed, m.pingsSent, m.pingsFailed)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
 		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})
@@ -191,6 +218,50 @@ func (m *Metrics) StartupCheck(end time.Time, err error) {
 	}
 	m.checkOK.WithLabelValues().Set(1)
 }
+
+// unlabelled is a gauge without labels that is absent until set.
+func unlabelled(name, help string, c prometheus.Labels) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: c}, nil)
+}
+
+// Check is one repository check (CHECK_CRON's or `sidecar check`'s).
+type Check struct {
+	End      time.Time
+	Duration time.Duration
+	Err      error
+	// Part of Parts is the part of the data it read; 0 when it did not
+	// rotate.
+	Part, Parts int
+	// LastSuccess, when not zero, is when a check last passed (a failed
+	// check read back at start-up).
+	LastSuccess time.Time
+	// Replayed marks a check an earlier process already counted: gauges
+	// are set, counters are not.
+	Replayed bool
+}
+
+// Check records a repository check.
+func (m *Metrics) Check(c Check) {
+	m.repoCheckLast.WithLabelValues().Set(float64(c.End.Unix()))
+	m.repoCheckTook.WithLabelValues().Set(c.Duration.Seconds())
+	m.repoCheckPart.WithLabelValues().Set(float64(c.Part))
+	m.repoCheckParts.WithLabelValues().Set(float64(c.Parts))
+	if !c.LastSuccess.IsZero() {
+		m.repoCheckOKLast.WithLabelValues().Set(float64(c.LastSuccess.Unix()))
+	}
+	if c.Err != nil {
+		m.repoCheckOK.WithLabelValues().Set(0)
+		if !c.Replayed {
+			m.repoCheckFailed.Inc()
+		}
+		return
+	}
+	m.repoCheckOK.WithLabelValues().Set(1)
+	m.repoCheckOKLast.WithLabelValues().Set(float64(c.End.Unix()))
+}
+
+// CheckSkipped counts a skipped scheduled repository check.
+func (m *Metrics) CheckSkipped() { m.repoCheckSkip.Inc() }
 
 // Delivered counts notifications and health pings sent and failed.
 func (m *Metrics) Delivered(notifySent, notifyFailed, pingsSent, pingsFailed int) {

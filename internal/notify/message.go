@@ -151,6 +151,30 @@ func StartupCheckMessage(s Stack, err string) Message {
 	return Message{Level: LevelError, Title: "platback: " + name + " cannot back up", Text: truncate(text, maxMessage)}
 }
 
+// CheckMessage is the message about a repository check of CHECK_CRON:
+// subset is the part of the data it read ("" for none), errText its error
+// ("" when it passed, a message at LevelInfo).
+func CheckMessage(s Stack, subset string, took time.Duration, errText string) Message {
+	name := s.name()
+	read := "structure only"
+	if subset != "" {
+		read = "structure and data part " + subset
+	}
+	if errText == "" {
+		return Message{Level: LevelInfo, Title: "platback: repository of " + name + " checked",
+			Text: fmt.Sprintf("platback: restic check of the repository of %s passed (%s) in %s.", name, read, took.Round(time.Second))}
+	}
+	check := "sidecar check"
+	if s.Container != "" {
+		check = "docker exec " + s.Container + " sidecar check"
+	}
+	text := fmt.Sprintf("platback: restic check of the repository of %s FAILED (%s): %s\n"+
+		"The repository may be damaged. Fix: read the errors (%s), do not prune until a check passes, "+
+		"see restic's guide to repairing a repository, then check again: %s (the next scheduled check reads the same part)",
+		name, read, cause(errText), s.logs(), check)
+	return Message{Level: LevelError, Title: "platback: repository check of " + name + " failed", Text: truncate(text, maxMessage)}
+}
+
 // hintFor is a fix for the causes the backup package names, or "".
 func hintFor(causes []error, targets []Target) string {
 	for _, err := range causes {
