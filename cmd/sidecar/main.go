@@ -32,6 +32,7 @@ func main() {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newRunCmd(), newRunOnceCmd(), newPlanCmd(), newSnapshotsCmd(), newRestoreCmd(),
 		newCheckCmd(), newUnlockCmd(), newHealthCmd(), newVersionCmd(), newWorkerCmd(), newDumpCmd())
+	root.AddCommand(newVerifyCmd())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	err := root.ExecuteContext(ctx)

@@ -54,6 +54,8 @@ var Vars = []Var{
 	{Name: "CHECK_READ_DATA_SUBSET", Doc: "with CHECK_AFTER_BACKUP, also read this part of the data, in the forms restic check `--read-data-subset` takes: `n/t` (part n of t, t at most 256, e.g. `1/10`), a percentage (`5%`, `2.5%`) or a size (`500M`, `2G`). CHECK_CRON's checks rotate through CHECK_READ_DATA_PARTS instead."},
 	{Name: "CHECK_CRON", Doc: "run `restic check` on its own schedule, in BACKUP_TZ, under the run lock (a check due while a backup runs waits for it): 5-field cron, `@weekly`-style, or `@every 24h`; empty: no scheduled check. Each check also reads the next part of the data (CHECK_READ_DATA_PARTS)."},
 	{Name: "CHECK_READ_DATA_PARTS", Default: "12", Doc: "CHECK_CRON reads the data in this many parts, one per check (`--read-data-subset 1/12`, then `2/12`…, then `1/12` again), so every pack is read once every this many checks; `0`: structure only, no data read. 0 to 256. The next part is kept in PLATBACK_CACHE_DIR and moves on only after a check that passed: a failed check is retried with the same part. `sidecar check --rotate` takes the next part too."},
+	{Name: "VERIFY_CRON", Doc: "run a restore drill (`sidecar verify`) on its own schedule, in BACKUP_TZ, under the run lock (a drill due while a backup runs waits for it): 5-field cron, `@weekly`-style, or `@every 168h`; empty: no scheduled drill. Each drill restores the latest snapshot of every target into scratch space (a volume's into a temporary volume, compared with the snapshot's file list; a database dump into a throwaway container of the database's own image, then counted), deletes the scratch, and notifies a target that failed."},
+	{Name: "VERIFY_MAX_BYTES", Default: "0", Doc: "the largest volume snapshot a restore drill restores, as a size (`500M`, `20G`); a larger one fails its target, naming both sizes. `0`: no limit but the scratch volume's free space (the drill refuses a snapshot that would not leave 5% of its size plus 16 MiB free on the Docker data root)."},
 	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup; at least `1m`."},
 	{Name: "HOOK_TIMEOUT", Default: "5m", Doc: "deadline of one hook command (`stack-back.hooks.*`); at least `1s`. A hook still running then is stopped (SIGTERM, then SIGKILL) when its container has `/bin/sh`, and counts as failed."},
 	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
@@ -126,6 +128,10 @@ type Config struct {
 	NotificationURLs  []string
 	NotificationLevel notify.Level
 	HealthcheckURL    string // checked; empty: no pings
+	// VerifyCron is VERIFY_CRON, checked; empty: no scheduled restore drill.
+	VerifyCron string
+	// VerifyMaxBytes is VERIFY_MAX_BYTES; 0: no limit but free space.
+	VerifyMaxBytes uint64
 	// Credentials says where each run's credentials come from (Vault or
 	// plain variables), checked: vaultcreds.NewSource builds the source from
 	// it without reading the environment or checking again. Its secret
@@ -281,6 +287,19 @@ func (l *loader) schedule(c *Config) {
 		c.CheckCron = cc
 		if err := (schedule.Spec{Cron: cc}).Validate(); err != nil {
 			l.bad("CHECK_CRON", cc, cronFix(cc, err))
+		}
+	}
+	if vc := l.str("VERIFY_CRON"); vc != "" {
+		c.VerifyCron = vc
+		if err := (schedule.Spec{Cron: vc}).Validate(); err != nil {
+			l.bad("VERIFY_CRON", vc, cronFix(vc, err))
+		}
+	}
+	if mb := l.str("VERIFY_MAX_BYTES"); mb != "" {
+		if n, err := parseBytes(mb); err != nil || n < 0 {
+			l.bad("VERIFY_MAX_BYTES", mb, "want a size such as 500M or 20G (k, M, G, T are powers of 1024), or 0 for no limit but free space")
+		} else {
+			c.VerifyMaxBytes = uint64(n)
 		}
 	}
 }

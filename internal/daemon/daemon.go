@@ -113,9 +113,13 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	next, _ := scheds[0].NextRun()
 	m.NextRun(next)
 	dm.Log.Info("sidecar started", "project", project, "schedule", scheds[0].Timetable().String(), "next_run", next, "found_by", self.FoundBy)
-	if dm.Config.CheckCron != "" {
-		next, _ := scheds[len(scheds)-1].NextRun()
+	if d.checkSched != nil {
+		next, _ := d.checkSched.NextRun()
 		dm.Log.Info("repository checks scheduled", "check_cron", dm.Config.CheckCron, "next_check", next, "read_data_parts", dm.Config.CheckParts)
+	}
+	if d.verifySched != nil {
+		next, _ := d.verifySched.NextRun()
+		dm.Log.Info("restore drills scheduled", "verify_cron", dm.Config.VerifyCron, "next_verify", next)
 	}
 
 	// Runs of `sidecar run-once` reach /metrics and /healthz when they are
@@ -207,6 +211,19 @@ func (dm *Daemon) schedulers(d *daemon, project string) ([]*schedule.Scheduler, 
 			return nil, err
 		}
 		scheds = append(scheds, check)
+		d.checkSched = check
+	}
+	if dm.Config.VerifyCron != "" {
+		verify, err := schedule.New(schedule.Spec{Cron: dm.Config.VerifyCron, TZ: spec.TZ}, d.scheduledVerify,
+			schedule.WithLogger(dm.Log),
+			schedule.OnSkip(func(due time.Time) {
+				dm.Log.Warn("previous restore drill still going: skipped the drill due", "due", due)
+			}))
+		if err != nil {
+			return nil, err
+		}
+		scheds = append(scheds, verify)
+		d.verifySched = verify
 	}
 	return scheds, nil
 }
@@ -248,6 +265,12 @@ type daemon struct {
 	// checkApplied is the start of the newest repository check applied
 	// to the metrics (CHECK_CRON's or `sidecar check`'s).
 	checkApplied time.Time
+	// verifyApplied is the start of the newest restore drill applied to
+	// the metrics (VERIFY_CRON's or `sidecar verify`'s).
+	verifyApplied time.Time
+	// checkSched and verifySched are CHECK_CRON's and VERIFY_CRON's
+	// schedulers (nil when off).
+	checkSched, verifySched *schedule.Scheduler
 }
 
 // delivered counts a run's notifications and pings.
@@ -312,6 +335,7 @@ func (d *daemon) fresh(h http.Handler) http.Handler {
 // replayed) the last run before this daemon started.
 func (d *daemon) refresh(startup bool) {
 	d.refreshCheck(startup)
+	d.refreshVerify(startup)
 	path := filepath.Join(d.a.Config.CacheDir, LastRunName)
 	fi, err := os.Stat(path)
 	if err != nil {

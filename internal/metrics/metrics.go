@@ -58,6 +58,7 @@ type Metrics struct {
 	notifyFailed    prometheus.Counter
 	pingsSent       prometheus.Counter
 	pingsFailed     prometheus.Counter
+	verify          verifyMetrics
 }
 
 // New registers every metric. project is a constant label.
@@ -134,6 +135,7 @@ func New(project, version, resticVersion string) *Metrics {
 		m.repoCheckOK, m.repoCheckLast, m.repoCheckOKLast, m.repoCheckTook, m.repoCheckPart, m.repoCheckParts,
 		m.repoCheckFailed, m.repoCheckSkip,
 		m.notifySent, m.notifyFailed, m.pingsSent, m.pingsFailed)
+	m.verify = newVerifyMetrics(reg, c)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
 		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})
 	info.Set(1)

@@ -250,3 +250,38 @@ func bytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
+
+// VerifyTarget is one target's restore drill as a message names it.
+type VerifyTarget struct {
+	Path     string
+	Snapshot string
+	Age      time.Duration
+	Detail   string
+	Error    string // "" when it passed
+}
+
+// VerifyMessage is the message about a restore drill (VERIFY_CRON): at
+// LevelError naming each target that failed, its snapshot, the cause and
+// the fix; at LevelInfo when every target passed.
+func VerifyMessage(s Stack, targets []VerifyTarget) Message {
+	name := s.name()
+	verify := "sidecar verify"
+	if s.Container != "" {
+		verify = "docker exec " + s.Container + " sidecar verify"
+	}
+	var failed []string
+	for _, t := range targets {
+		if t.Error != "" {
+			failed = append(failed, fmt.Sprintf("- %s (snapshot %s, %s old): %s", t.Path, t.Snapshot, t.Age.Round(time.Minute), cause(t.Error)))
+		}
+	}
+	if len(failed) == 0 {
+		return Message{Level: LevelInfo, Title: "platback: restore drill of " + name + " passed",
+			Text: fmt.Sprintf("platback: the latest snapshots of %d target(s) of %s were restored into scratch space and checked.", len(targets), name)}
+	}
+	text := fmt.Sprintf("platback: restore drill of %s FAILED for %d of %d target(s): their latest snapshot could not be restored as it should:\n%s\n"+
+		"Fix: read the cause (%s); a refusal for space needs more free space on the Docker data root or a larger VERIFY_MAX_BYTES; "+
+		"a damaged snapshot needs a repository check (sidecar check) and a new backup; then run the drill again: %s",
+		name, len(failed), len(targets), strings.Join(failed, "\n"), s.logs(), verify)
+	return Message{Level: LevelError, Title: "platback: restore drill of " + name + " failed", Text: truncate(text, maxMessage)}
+}

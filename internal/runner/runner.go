@@ -114,6 +114,7 @@ func (rn *Runner) CleanLeftovers(ctx context.Context) {
 		}
 		rn.Log.Warn("removed a worker container a previous run left behind", "container", ids.Container(c.ID))
 	}
+	rn.CleanVerifyLeftovers(ctx, identity)
 }
 
 // TargetResult is one target's outcome.

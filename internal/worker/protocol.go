@@ -38,6 +38,9 @@ type Op string
 const (
 	OpBackup  Op = "backup"
 	OpRestore Op = "restore"
+	// OpVerify restores a snapshot into the scratch volume mounted at
+	// Path and compares it with the snapshot's file list (Verify).
+	OpVerify Op = "verify"
 )
 
 // Request is the job a worker reads from its stdin.
@@ -72,6 +75,9 @@ type Request struct {
 	Mirror bool `json:"mirror,omitempty"`
 	// DryRun reports what a restore would change and writes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// MaxBytes bounds what a verify restores (0: only the free space of
+	// the scratch volume bounds it).
+	MaxBytes uint64 `json:"max_bytes,omitempty"`
 }
 
 // BackupJob is one snapshot of a backup Request: the volume mounted at
@@ -96,6 +102,7 @@ type Response struct {
 	Job      int                   `json:"job"`
 	Summary  backup.Summary        `json:"summary"`
 	Restore  backup.RestoreSummary `json:"restore"`
+	Verify   VerifySummary         `json:"verify"`
 	Duration time.Duration         `json:"duration"`
 	Error    string                `json:"error,omitempty"`
 	// Kind names the backup sentinel error the worker's error matched
@@ -196,6 +203,13 @@ func run(ctx context.Context, req Request, restic string, log *slog.Logger, done
 			Filter: backup.Filter{Host: req.Host, Tags: req.Tags, Paths: []string{req.Path}}, Include: []string{req.Path},
 			Delete: req.Mirror, DryRun: req.DryRun})
 		resp := Response{Restore: s, Duration: time.Since(start)}
+		if err != nil {
+			resp.failed(err)
+		}
+		done(resp)
+	case OpVerify:
+		v, err := verify(ctx, repo, req)
+		resp := Response{Verify: v, Duration: time.Since(start)}
 		if err != nil {
 			resp.failed(err)
 		}
