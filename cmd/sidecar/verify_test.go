@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/platback/platback/internal/runner"
+	"github.com/platback/platback/internal/testbed/composebed"
+	"github.com/platback/platback/internal/testbed/dbimage"
+	"github.com/platback/platback/internal/testbed/dockerbed"
+)
+
+const verifyCompose = `
+services:
+  app:
+    image: ${APP_IMAGE}
+    entrypoint: ["sleep", "infinity"]
+    labels:
+      stack-back.volumes: "true"
+      io.platback.test: ${PLATBACK_TEST_OWNER}
+    volumes:
+      - data:/data
+  pg:
+    image: ${PG_IMAGE}
+    environment:
+      POSTGRES_USER: shop
+      POSTGRES_PASSWORD: ${PG_PASSWORD}
+      POSTGRES_DB: shop
+    labels:
+      stack-back.postgres: "true"
+      io.platback.test: ${PLATBACK_TEST_OWNER}
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+  tools: # reaches the repository to damage it; not backed up
+    image: ${APP_IMAGE}
+    entrypoint: ["sleep", "infinity"]
+    labels:
+      io.platback.test: ${PLATBACK_TEST_OWNER}
+    volumes:
+      - restic_data:/restic_data
+  backup:
+    image: ${SIDECAR_IMAGE}
+    environment:
+      RESTIC_REPOSITORY: /restic_data
+      RESTIC_PASSWORD: ${RESTIC_PASSWORD}
+      CRON_SCHEDULE: "0 3 1 1 *"
+      LOG_FORMAT: json
+    labels:
+      io.platback.test: ${PLATBACK_TEST_OWNER}
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock
+      - restic_data:/restic_data
+      - cache:/cache
+volumes:
+  data: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
+  pgdata: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
+  restic_data: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
+  cache: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
+networks:
+  default: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
+`
+
+// TestVerify runs `sidecar verify` in a compose stack with a volume and a
+// postgres holding data: both targets pass, naming the volume's file count
+// and the rows the dump holds; the throwaway postgres container has a
+// password of its own (never the app's) and no network; VERIFY_MAX_BYTES
+// below the snapshot's size refuses the volume naming both sizes; a pack
+// file deleted from the repository fails the volume alone; after every
+// drill no scratch volume or throwaway container is left.
+//
+// How it fails: a drill that skipped the comparison or the load would not
+// report the counts; one that copied the app's environment shows its
+// password in the inspected config; one that did not clean up leaves
+// labelled volumes or containers; one that ignored the damage exits 0.
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs a compose stack")
+	}
+	ctx := context.Background()
+	cli := dockerbed.Client(t)
+	dbs := dbimage.ForTest(t, cli)
+	sidecarImage := buildSidecarImage(t, cli)
+	pgPassword := "shop-pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	project := dockerbed.UniqueName("verify")
+	st := composebed.Up(t, cli, project, verifyCompose, map[string]string{"APP_IMAGE": dbs.Base, "PG_IMAGE": dbs.Postgres,
+		"SIDECAR_IMAGE": sidecarImage, "PG_PASSWORD": pgPassword, "RESTIC_PASSWORD": "verify-restic-pw"})
+	app, pg, side := st.Container("app", 1), st.Container("pg", 1), st.Container("backup", 1)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sidecar log:\n%s", containerLogs(t, cli, side))
+		}
+	})
+	require.NoError(t, dbimage.WaitReady(ctx, cli, pg, dbimage.Postgres))
+	sh(t, cli, app, `head -c 3000000 /dev/urandom > /data/big.bin && echo one > /data/a.txt && mkdir -p /data/sub && echo deep > /data/sub/b.txt`)
+	sh(t, cli, pg, `psql -v ON_ERROR_STOP=1 -U shop -d shop -c "CREATE TABLE orders(id int, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1,500) g;" \
+		-c "CREATE TABLE customers(id int); INSERT INTO customers SELECT generate_series(1,7);"`)
+	code, out, logs := execSplit(t, cli, side, nil, "sidecar", "run-once")
+	require.Equal(t, 0, code, out+logs)
+
+	leftovers := func() []string {
+		t.Helper()
+		f := make(client.Filters).Add("label", runner.VerifyLabel)
+		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		require.NoError(t, err)
+		vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		require.NoError(t, err)
+		var names []string
+		for _, c := range cs.Items {
+			names = append(names, "container "+strings.Join(c.Names, ","))
+		}
+		for _, v := range vs.Items {
+			names = append(names, "volume "+v.Name)
+		}
+		return names
+	}
+	// Inspect every throwaway container while the drill runs.
+	var mu sync.Mutex
+	envs := map[string][]string{}
+	networks := map[string]string{}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() {
+		for watchCtx.Err() == nil {
+			f := make(client.Filters).Add("label", runner.VerifyLabel)
+			if cs, err := cli.ContainerList(watchCtx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
+				for _, c := range cs.Items {
+					if ins, err := cli.ContainerInspect(watchCtx, c.ID, client.ContainerInspectOptions{}); err == nil {
+						mu.Lock()
+						envs[c.ID] = ins.Container.Config.Env
+						networks[c.ID] = string(ins.Container.HostConfig.NetworkMode)
+						mu.Unlock()
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	start := time.Now()
+	code, out, logs = execSplit(t, cli, side, nil, "sidecar", "verify")
+	t.Logf("sidecar verify took %s", time.Since(start).Round(time.Millisecond))
+	stopWatch()
+	watching.Wait()
+	require.Equal(t, 0, code, out+logs)
+	assert.Regexp(t, `/volumes/app/data +ok +\w+ +\S+ +3 files, 2 dirs, 3000009 bytes`, out)
+	assert.Regexp(t, `/databases/pg/all_databases.sql +ok +\w+ +\S+ +1 databases, 2 tables, 507 rows`, out)
+	assert.Contains(t, out, "restore drill: 2 target(s) passed")
+	assert.Empty(t, leftovers(), "the scratch is deleted")
+	require.Len(t, envs, 1, "one throwaway database container")
+	for id, env := range envs {
+		joined := strings.Join(env, "\n")
+		assert.NotContains(t, joined, pgPassword, "the app's password is the app's own")
+		assert.NotContains(t, joined, "verify-restic-pw")
+		assert.Regexp(t, `(?m)^POSTGRES_PASSWORD=[0-9a-f]{32}$`, joined, "a random password of its own")
+		assert.Equal(t, "none", networks[id])
+	}
+
+	code, out, logs = execSplit(t, cli, side, nil, "sidecar", "verify", "--json", "--path", "/databases/pg/all_databases.sql")
+	require.Equal(t, 0, code, out+logs)
+	var results []runner.VerifyResult
+	require.NoError(t, json.Unmarshal([]byte(out), &results))
+	require.Len(t, results, 1)
+	assert.Equal(t, int64(507), results[0].Rows)
+	assert.Positive(t, results[0].Age)
+
+	t.Run("VERIFY_MAX_BYTES below the snapshot refuses it", func(t *testing.T) {
+		code, out, logs := execSplit(t, cli, side, []string{"VERIFY_MAX_BYTES=1M"}, "sidecar", "verify", "--path", "/volumes/app/data")
+		assert.Equal(t, 1, code, out+logs)
+		assert.Contains(t, out, "refused: the snapshot holds 3000009 bytes, more than VERIFY_MAX_BYTES=1048576 allows")
+		assert.Contains(t, out, "restore drill: 1 of 1 target(s) FAILED")
+		assert.Empty(t, leftovers())
+	})
+
+	t.Run("a damaged snapshot fails its target alone", func(t *testing.T) {
+		// The largest pack holds the volume's random data.
+		sh(t, cli, st.Container("tools", 1), `rm "$(find /restic_data/data -type f -exec ls -S {} + | head -n 1)"`)
+		code, out, logs := execSplit(t, cli, side, nil, "sidecar", "verify")
+		assert.Equal(t, 1, code, out+logs)
+		t.Logf("verify of a damaged repository:\n%s", out)
+		assert.Regexp(t, `/volumes/app/data +FAILED`, out)
+		assert.Regexp(t, `/databases/pg/all_databases.sql +ok .* 507 rows`, out)
+		assert.Contains(t, out, "restore drill: 1 of 2 target(s) FAILED")
+		assert.Empty(t, leftovers())
+	})
+}
