@@ -271,7 +271,11 @@ func VerifyMessage(s Stack, targets []VerifyTarget) Message {
 	}
 	var failed []string
 	for _, t := range targets {
-		if t.Error != "" {
+		switch {
+		case t.Error == "":
+		case t.Snapshot == "":
+			failed = append(failed, fmt.Sprintf("- %s: %s", t.Path, cause(t.Error)))
+		default:
 			failed = append(failed, fmt.Sprintf("- %s (snapshot %s, %s old): %s", t.Path, t.Snapshot, t.Age.Round(time.Minute), cause(t.Error)))
 		}
 	}

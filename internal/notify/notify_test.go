@@ -242,3 +242,29 @@ func TestStaleMessage(t *testing.T) {
 	m = StartupCheckMessage(Stack{Project: "shop"}, "open repository: access denied")
 	assert.Contains(t, m.Text, "the sidecar of stack shop cannot back up: its start-up check failed: open repository: access denied")
 }
+
+// A restore drill's message: each failed target with its snapshot, age
+// and cause (a URL's token redacted), the fix and the command to run it
+// again; a drill that passed is at level info. A message that listed the
+// passing target, or lost the snapshot or the command, fails here.
+func TestVerifyMessage(t *testing.T) {
+	s := Stack{Project: "shop", Container: "shop-backup-1"}
+	targets := []VerifyTarget{
+		{Path: "/volumes/app/data", Snapshot: "8bd2f904", Age: 90 * time.Minute, Error: "restic restore: Load(<data/bb>) failed: no such file"},
+		{Path: "/databases/pg/all_databases.sql", Snapshot: "bd3c0f16", Age: time.Hour, Detail: "1 databases, 2 tables, 507 rows"},
+		{Path: "/volumes/app/new", Error: "no snapshot of /volumes/app/new on host shop; see s3:https://user:SECRET@minio/b"},
+	}
+	m := VerifyMessage(s, targets)
+	assert.Equal(t, LevelError, m.Level)
+	assert.Equal(t, "platback: restore drill of stack shop failed", m.Title)
+	assert.Contains(t, m.Text, "FAILED for 2 of 3 target(s)")
+	assert.Contains(t, m.Text, "- /volumes/app/data (snapshot 8bd2f904, 1h30m0s old): restic restore: Load(<data/bb>) failed: no such file")
+	assert.Contains(t, m.Text, "- /volumes/app/new: no snapshot of /volumes/app/new")
+	assert.NotContains(t, m.Text, "SECRET")
+	assert.NotContains(t, m.Text, "- /databases/pg")
+	assert.Contains(t, m.Text, "docker exec shop-backup-1 sidecar verify")
+
+	m = VerifyMessage(s, targets[1:2])
+	assert.Equal(t, LevelInfo, m.Level)
+	assert.Contains(t, m.Text, "1 target(s)")
+}
