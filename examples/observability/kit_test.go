@@ -58,6 +58,7 @@ func exported(t *testing.T) catalog {
 	m.Check(metrics.Check{End: start, Duration: time.Minute, Part: 1, Parts: 12, Err: errors.New("pack damaged")})
 	m.Check(metrics.Check{End: start.Add(time.Hour), Duration: time.Minute, Part: 1, Parts: 12})
 	m.CheckSkipped()
+	m.Verify(metrics.Verify{Target: "/volumes/data", End: start, SnapshotAge: time.Hour})
 	m.NextRun(start.Add(24 * time.Hour))
 	m.Skipped()
 
