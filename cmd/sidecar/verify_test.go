@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +128,7 @@ func TestVerify(t *testing.T) {
 	var mu sync.Mutex
 	envs := map[string][]string{}
 	networks := map[string]string{}
+	var throwawayVolumes []string
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watching sync.WaitGroup
 	watching.Go(func() {
@@ -138,6 +140,11 @@ func TestVerify(t *testing.T) {
 						mu.Lock()
 						envs[c.ID] = ins.Container.Config.Env
 						networks[c.ID] = string(ins.Container.HostConfig.NetworkMode)
+						for _, m := range ins.Container.Mounts {
+							if m.Name != "" && !slices.Contains(throwawayVolumes, m.Name) {
+								throwawayVolumes = append(throwawayVolumes, m.Name)
+							}
+						}
 						mu.Unlock()
 					}
 				}
@@ -145,6 +152,11 @@ func TestVerify(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+
+	// A scratch volume a killed drill of this sidecar left is removed under
+	// the run lock; another sidecar's is not this one's to remove.
+	dockerbed.Volume(t, cli, dockerbed.UniqueName("verifyleft"), map[string]string{runner.VerifyLabel: project + "/backup/1"})
+	other := dockerbed.Volume(t, cli, dockerbed.UniqueName("verifyother"), map[string]string{runner.VerifyLabel: "other/backup/1"})
 
 	start := time.Now()
 	code, out, logs = execSplit(t, cli, side, nil, "sidecar", "verify")
@@ -155,7 +167,9 @@ func TestVerify(t *testing.T) {
 	assert.Regexp(t, `/volumes/app/data +ok +\w+ +\S+ +3 files, 2 dirs, 3000009 bytes`, out)
 	assert.Regexp(t, `/databases/pg/all_databases.sql +ok +\w+ +\S+ +1 databases, 2 tables, 507 rows`, out)
 	assert.Contains(t, out, "restore drill: 2 target(s) passed")
-	assert.Empty(t, leftovers(), "the scratch is deleted")
+	assert.Equal(t, []string{"volume " + other.Name}, leftovers(), "the scratch is deleted, and what a killed drill left")
+	_, err := cli.VolumeRemove(ctx, other.Name, client.VolumeRemoveOptions{})
+	require.NoError(t, err)
 	require.Len(t, envs, 1, "one throwaway database container")
 	for id, env := range envs {
 		joined := strings.Join(env, "\n")
@@ -163,6 +177,11 @@ func TestVerify(t *testing.T) {
 		assert.NotContains(t, joined, "verify-restic-pw")
 		assert.Regexp(t, `(?m)^POSTGRES_PASSWORD=[0-9a-f]{32}$`, joined, "a random password of its own")
 		assert.Equal(t, "none", networks[id])
+	}
+	require.NotEmpty(t, throwawayVolumes, "the postgres image's data volume")
+	for _, v := range throwawayVolumes {
+		_, err := cli.VolumeInspect(ctx, v, client.VolumeInspectOptions{})
+		assert.Error(t, err, "the throwaway container's volume %s is removed with it", v)
 	}
 
 	code, out, logs = execSplit(t, cli, side, nil, "sidecar", "verify", "--json", "--path", "/databases/pg/all_databases.sql")
@@ -178,6 +197,9 @@ func TestVerify(t *testing.T) {
 		assert.Equal(t, 1, code, out+logs)
 		assert.Contains(t, out, "refused: the snapshot holds 3000009 bytes, more than VERIFY_MAX_BYTES=1048576 allows")
 		assert.Contains(t, out, "restore drill: 1 of 1 target(s) FAILED")
+		code, out, logs = execSplit(t, cli, side, []string{"VERIFY_MAX_BYTES=1k"}, "sidecar", "verify", "--path", "/databases/pg/all_databases.sql")
+		assert.Equal(t, 1, code, out+logs)
+		assert.Regexp(t, `refused: the dump holds \d+ bytes, more than VERIFY_MAX_BYTES=1024 allows`, out)
 		assert.Empty(t, leftovers())
 	})
 

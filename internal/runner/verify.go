@@ -32,8 +32,8 @@ type VerifyOptions struct {
 	// Paths are the targets' snapshot paths to verify; all targets of the
 	// plan when empty.
 	Paths []string
-	// MaxBytes refuses a volume snapshot larger than this (0: only the
-	// scratch volume's free space bounds it).
+	// MaxBytes refuses a volume snapshot or a dump larger than this (0: a
+	// volume's is bounded by the scratch volume's free space only).
 	MaxBytes uint64
 }
 
@@ -82,7 +82,8 @@ var ErrUnknownTarget = errors.New("no such target")
 //     with its size);
 //   - a database dump into a throwaway container of the image the
 //     database container runs (a random password of its own, no network),
-//     then counts its databases, tables and rows.
+//     then counts its databases, tables and rows (refused when the dump
+//     is larger than o.MaxBytes).
 //
 // A failing target never stops the others. err is an error of the whole
 // drill (an unknown path).
@@ -116,7 +117,7 @@ func (rn *Runner) Verify(ctx context.Context, s *Session, o VerifyOptions) ([]Ve
 			if t.Volume != nil {
 				err = rn.verifyVolume(ctx, s, t, sn, identity, o.MaxBytes, &res)
 			} else {
-				err = rn.verifyDatabase(ctx, t, sn, s, identity, &res)
+				err = rn.verifyDatabase(ctx, t, sn, s, identity, o.MaxBytes, &res)
 			}
 		}
 		res.Duration = time.Since(start)
@@ -178,13 +179,20 @@ func (rn *Runner) verifyVolume(ctx context.Context, s *Session, t discover.Targe
 }
 
 // verifyDatabase loads the dump of sn into a throwaway container of the
-// database container's image, counts what it holds, and removes it.
-func (rn *Runner) verifyDatabase(ctx context.Context, t discover.Target, sn backup.Snapshot, s *Session, identity string, res *VerifyResult) error {
+// database container's image, counts what it holds, and removes it with
+// its volumes. A dump larger than maxBytes (when not 0) is refused.
+func (rn *Runner) verifyDatabase(ctx context.Context, t discover.Target, sn backup.Snapshot, s *Session, identity string, maxBytes uint64, res *VerifyResult) error {
 	cli := rn.client()
 	if cli == nil {
 		return errors.New("verify needs the Docker client")
 	}
 	engine := dbengine.Engine(t.Database.Engine)
+	if sn.Summary != nil {
+		res.Bytes = sn.Summary.TotalBytes
+		if maxBytes > 0 && sn.Summary.TotalBytes > maxBytes {
+			return fmt.Errorf("refused: the dump holds %d bytes, more than VERIFY_MAX_BYTES=%d allows; raise it to verify this target", sn.Summary.TotalBytes, maxBytes)
+		}
+	}
 	ins, err := cli.ContainerInspect(ctx, t.Container.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspect %s for its image: %w", t.Container.Name, err)
