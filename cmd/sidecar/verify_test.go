@@ -41,6 +41,14 @@ services:
       io.platback.test: ${PLATBACK_TEST_OWNER}
     volumes:
       - pgdata:/var/lib/postgresql/data
+  maria:
+    image: ${MARIA_IMAGE}
+    environment:
+      MARIADB_ROOT_PASSWORD: ${PG_PASSWORD}
+      MARIADB_DATABASE: shop
+    labels:
+      stack-back.mariadb: "true"
+      io.platback.test: ${PLATBACK_TEST_OWNER}
   tools: # reaches the repository to damage it; not backed up
     image: ${APP_IMAGE}
     entrypoint: ["sleep", "infinity"]
@@ -70,10 +78,10 @@ networks:
   default: {labels: {io.platback.test: "${PLATBACK_TEST_OWNER}"}}
 `
 
-// TestVerify runs `sidecar verify` in a compose stack with a volume and a
-// postgres holding data: both targets pass, naming the volume's file count
-// and the rows the dump holds; the throwaway postgres container has a
-// password of its own (never the app's) and no network; VERIFY_MAX_BYTES
+// TestVerify runs `sidecar verify` in a compose stack with a volume, a
+// postgres and a mariadb holding data: every target passes, naming the
+// volume's file count and what each dump holds; each throwaway database
+// container has a password of its own (never the app's) and no network; VERIFY_MAX_BYTES
 // below the snapshot's size refuses the volume naming both sizes; a pack
 // file deleted from the repository fails the volume alone; after every
 // drill no scratch volume or throwaway container is left.
@@ -93,7 +101,7 @@ func TestVerify(t *testing.T) {
 	sidecarImage := buildSidecarImage(t, cli)
 	pgPassword := "shop-pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	project := dockerbed.UniqueName("verify")
-	st := composebed.Up(t, cli, project, verifyCompose, map[string]string{"APP_IMAGE": dbs.Base, "PG_IMAGE": dbs.Postgres,
+	st := composebed.Up(t, cli, project, verifyCompose, map[string]string{"APP_IMAGE": dbs.Base, "PG_IMAGE": dbs.Postgres, "MARIA_IMAGE": dbs.MariaDB,
 		"SIDECAR_IMAGE": sidecarImage, "PG_PASSWORD": pgPassword, "RESTIC_PASSWORD": "verify-restic-pw"})
 	app, pg, side := st.Container("app", 1), st.Container("pg", 1), st.Container("backup", 1)
 	t.Cleanup(func() {
@@ -102,6 +110,9 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	require.NoError(t, dbimage.WaitReady(ctx, cli, pg, dbimage.Postgres))
+	maria := st.Container("maria", 1)
+	require.NoError(t, dbimage.WaitReady(ctx, cli, maria, dbimage.MariaDB))
+	sh(t, cli, maria, `mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" shop -e "CREATE TABLE items(id int primary key); INSERT INTO items VALUES (1),(2),(3),(4); CREATE TABLE tags(t int);"`)
 	sh(t, cli, app, `head -c 3000000 /dev/urandom > /data/big.bin && echo one > /data/a.txt && mkdir -p /data/sub && echo deep > /data/sub/b.txt`)
 	sh(t, cli, pg, `psql -v ON_ERROR_STOP=1 -U shop -d shop -c "CREATE TABLE orders(id int, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1,500) g;" \
 		-c "CREATE TABLE customers(id int); INSERT INTO customers SELECT generate_series(1,7);"`)
@@ -166,16 +177,17 @@ func TestVerify(t *testing.T) {
 	require.Equal(t, 0, code, out+logs)
 	assert.Regexp(t, `/volumes/app/data +ok +\w+ +\S+ +3 files, 2 dirs, 3000009 bytes`, out)
 	assert.Regexp(t, `/databases/pg/all_databases.sql +ok +\w+ +\S+ +1 databases, 2 tables, 507 rows`, out)
-	assert.Contains(t, out, "restore drill: 2 target(s) passed")
+	assert.Regexp(t, `/databases/maria/all_databases.sql +ok +\w+ +\S+ +1 databases, 2 tables, \d+ rows`, out)
+	assert.Contains(t, out, "restore drill: 3 target(s) passed")
 	assert.Equal(t, []string{"volume " + other.Name}, leftovers(), "the scratch is deleted, and what a killed drill left")
 	_, err := cli.VolumeRemove(ctx, other.Name, client.VolumeRemoveOptions{})
 	require.NoError(t, err)
-	require.Len(t, envs, 1, "one throwaway database container")
+	require.Len(t, envs, 2, "a throwaway container per database")
 	for id, env := range envs {
 		joined := strings.Join(env, "\n")
 		assert.NotContains(t, joined, pgPassword, "the app's password is the app's own")
 		assert.NotContains(t, joined, "verify-restic-pw")
-		assert.Regexp(t, `(?m)^POSTGRES_PASSWORD=[0-9a-f]{32}$`, joined, "a random password of its own")
+		assert.Regexp(t, `(?m)^(POSTGRES_PASSWORD|MARIADB_ROOT_PASSWORD)=[0-9a-f]{32}$`, joined, "a random password of its own")
 		assert.Equal(t, "none", networks[id])
 	}
 	require.NotEmpty(t, throwawayVolumes, "the postgres image's data volume")
@@ -211,7 +223,7 @@ func TestVerify(t *testing.T) {
 		t.Logf("verify of a damaged repository:\n%s", out)
 		assert.Regexp(t, `/volumes/app/data +FAILED`, out)
 		assert.Regexp(t, `/databases/pg/all_databases.sql +ok .* 507 rows`, out)
-		assert.Contains(t, out, "restore drill: 1 of 2 target(s) FAILED")
+		assert.Contains(t, out, "restore drill: 1 of 3 target(s) FAILED")
 		assert.Empty(t, leftovers())
 	})
 }
