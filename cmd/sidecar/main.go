@@ -31,7 +31,7 @@ func main() {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newRunCmd(), newRunOnceCmd(), newPlanCmd(), newSnapshotsCmd(), newRestoreCmd(),
-		newCheckCmd(), newUnlockCmd(), newHealthCmd(), newVersionCmd(), newWorkerCmd(), newDumpCmd())
+		newCheckCmd(), newUnlockCmd(), newHealthCmd(), newVersionCmd(), newWorkerCmd(), newDumpCmd(), newDoctorCmd())
 	root.AddCommand(newVerifyCmd())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
