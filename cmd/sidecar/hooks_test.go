@@ -147,6 +147,15 @@ func TestHooks(t *testing.T) {
 		`) failed: exited with status 3: no maintenance mode today`, errs["/volumes/bad/bdata"])
 	assert.Equal(t, `not backed up: pre hook stack-back.hooks.pre.1 ("sleep 600" in `+containerName(t, cli, hang)+`) failed: timed out after 3s (HOOK_TIMEOUT)`,
 		errs["/volumes/hang/hdata"])
+	// Every hook that ran is in the outcome (the daemon's metrics count
+	// them from it): the failures per service and stage.
+	failed := map[string]int{}
+	for _, h := range res.Hooks {
+		if h.Error != "" {
+			failed[h.Service+"/"+h.Stage]++
+		}
+	}
+	assert.Equal(t, map[string]int{"bad/pre": 1, "hang/pre": 1, "cont/pre": 1}, failed, "%+v", res.Hooks)
 
 	// Order: pre.1, pre.2, the snapshot (which holds both but not post),
 	// then post, then finally; no error hook.

@@ -370,6 +370,9 @@ func (d *daemon) refresh(startup bool) {
 		d.m.Record(metrics.Phase{Target: t.Path, Kind: t.Kind, Phase: phase, Start: res.Start, Duration: t.Duration, Err: t.Err,
 			BytesAdded: t.BytesAdded, FilesNew: t.FilesNew, FilesChanged: t.Changed, HasFiles: true, Replayed: startup})
 	}
+	for _, h := range res.Hooks {
+		d.m.Hook(metrics.Hook{Service: h.Service, Stage: h.Stage, Duration: h.Duration, Failed: h.Error != "", Replayed: startup})
+	}
 	d.m.Run(end, res.Duration, res.OK())
 	d.health.finished(res)
 	d.health.succeededAt(lr.LastSuccess)

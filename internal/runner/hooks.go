@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/platback/platback/dbengine"
 	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/internal/outbuf"
 )
 
@@ -42,6 +44,40 @@ func (e *HookError) Error() string {
 
 func (e *HookError) Unwrap() error { return e.Err }
 
+// HookResult is one hook command that ran in a run: the last-run file keeps
+// them, so the daemon's metrics count the hooks of a `sidecar run-once` too.
+type HookResult struct {
+	// Service is the compose service whose labels carry the hook.
+	Service  string        `json:"service"`
+	Stage    string        `json:"stage"`
+	Label    string        `json:"label"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// recordHook keeps a hook's outcome in the session and the metrics.
+func (rn *Runner) recordHook(s *Session, h discover.Hook, d time.Duration, err error) {
+	r := HookResult{Service: h.Source.Service, Stage: string(h.Stage), Label: h.Label, Duration: d}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	if s != nil {
+		s.mu.Lock()
+		s.hooks = append(s.hooks, r)
+		s.mu.Unlock()
+	}
+	if rn.Metrics != nil {
+		rn.Metrics.Hook(metrics.Hook{Service: r.Service, Stage: r.Stage, Duration: d, Failed: err != nil})
+	}
+}
+
+// hookResults are the hooks the session ran, in order.
+func (s *Session) hookResults() []HookResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hooks)
+}
+
 // hookOutput is what a hook printed, bounded.
 type hookOutput struct {
 	Stdout, Stderr string
@@ -72,6 +108,7 @@ func (rn *Runner) runHook(ctx context.Context, s *Session, h discover.Hook) erro
 	if h.Container.ID == "" {
 		err := &HookError{Hook: h, Code: -1, Err: fmt.Errorf("no running container of service %q (its %s.context label)", h.Context, h.Label)}
 		log.Error("hook failed", "err", err)
+		rn.recordHook(s, h, 0, err)
 		return err
 	}
 	timeout := rn.Config.HookTimeout
@@ -83,16 +120,19 @@ func (rn *Runner) runHook(ctx context.Context, s *Session, h discover.Hook) erro
 	log.Info("hook started", "stage", h.Stage, "cmd", h.Cmd)
 	start := time.Now()
 	out, code, err := rn.steps().hook(hctx, s, h)
-	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "stdout", out.Stdout, "stderr", out.Stderr}
+	took := time.Since(start)
+	attrs := []any{"duration", took.Round(time.Millisecond), "stdout", out.Stdout, "stderr", out.Stderr}
 	if err != nil {
 		if hctx.Err() != nil {
 			err = context.Cause(hctx)
 		}
 		herr := &HookError{Hook: h, Code: code, Err: err}
 		log.Error("hook failed", append(attrs, "exit_code", code, "err", herr)...)
+		rn.recordHook(s, h, took, herr)
 		return herr
 	}
 	log.Info("hook done", attrs...)
+	rn.recordHook(s, h, took, nil)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -11,7 +12,36 @@ import (
 
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/metrics"
 )
+
+// hookMetric is the value of a hook metric of service and stage, failing
+// the test when it is absent.
+func hookMetric(t *testing.T, m *metrics.Metrics, name, service, stage string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range s.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["service"] != service || l["stage"] != stage {
+				continue
+			}
+			if s.GetCounter() != nil {
+				return s.GetCounter().GetValue()
+			}
+			return s.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s{service=%q,stage=%q}", name, service, stage)
+	return 0
+}
 
 // hook runs a hook in the fake: it records "hook <label> in <container>"
 // and fails as engine.failOn says; the command "hang" waits for its
@@ -91,6 +121,31 @@ func TestRunHooks(t *testing.T) {
 		rn.runSession(context.Background(), s, &res)
 		require.True(t, res.OK(), "%+v", res)
 		assert.Equal(t, []string{pre1 + "app", pre2 + "app", "backup /volumes/app/a", "hook stack-back.hooks.post.1 in app"}, engine.calls)
+	})
+
+	t.Run("every hook that ran is in the result and the metrics: a failure counted for its service and stage, on-error continue too", func(t *testing.T) {
+		rn, engine, _ := testRunner(t, config.Config{})
+		rn.Metrics = metrics.New("p", "v", "0.19.1")
+		engine.failOn[pre1+"app"] = errors.New("exit 1")
+		s := session(owned("/volumes/app/a", app))
+		s.Plan.Hooks = []discover.Hook{mkHook(app, discover.HookPre, 1, cont), mkHook(app, discover.HookPre, 2, abort), mkHook(app, discover.HookFinally, 1, abort)}
+		var res Result
+		rn.runSession(context.Background(), s, &res)
+		require.True(t, res.OK(), "%+v", res)
+		require.Len(t, res.Hooks, 3)
+		assert.Equal(t, HookResult{Service: "app", Stage: "pre", Label: "stack-back.hooks.pre.1", Duration: res.Hooks[0].Duration,
+			Error: `pre hook stack-back.hooks.pre.1 ("cmd stack-back.hooks.pre.1" in app) failed: exit 1`}, res.Hooks[0])
+		assert.Empty(t, res.Hooks[1].Error)
+		assert.Equal(t, "finally", res.Hooks[2].Stage)
+		assert.Equal(t, 1.0, hookMetric(t, rn.Metrics, "platback_hook_failures_total", "app", "pre"))
+		assert.Equal(t, 0.0, hookMetric(t, rn.Metrics, "platback_hook_failures_total", "app", "finally"))
+		assert.Equal(t, res.Hooks[2].Duration.Seconds(), hookMetric(t, rn.Metrics, "platback_hook_last_duration_seconds", "app", "finally"))
+
+		b, err := json.Marshal(res)
+		require.NoError(t, err)
+		var back Result
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, res.Hooks, back.Hooks, "the last-run file keeps them")
 	})
 
 	t.Run("a failed backup runs error, not post; a failed post runs error and fails the target naming its snapshot", func(t *testing.T) {

@@ -166,6 +166,9 @@ type Result struct {
 	Retention []string       `json:"retention_errors,omitempty"`
 	Check     string         `json:"check_error,omitempty"`
 	Warnings  []string       `json:"warnings,omitempty"`
+	// Hooks are the hook commands that ran; a failed one is also in its
+	// targets' errors when its on-error is abort.
+	Hooks []HookResult `json:"hooks,omitempty"`
 	// Err is the run's own error (not a target's): in JSON "error" and
 	// "error_kind", as TargetResult.Err.
 	Err       error  `json:"-"`
@@ -234,6 +237,8 @@ type Session struct {
 	// unusable is the error that makes every restic process of the session
 	// fail alike (a wrong password), once one met it.
 	unusable error
+	// hooks are the hook commands that ran, in order.
+	hooks []HookResult
 }
 
 // outcome notes what a restic process of the session says about the
@@ -438,6 +443,7 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 	preFailed := rn.preHooks(ctx, s)
 	res.Targets = rn.backupAll(ctx, s, hookSkips(s.Plan, preFailed))
 	rn.afterHooks(ctx, s, preFailed, res.Targets)
+	res.Hooks = s.hookResults()
 	if ctx.Err() != nil {
 		res.Err = fmt.Errorf("run interrupted: %w", ctx.Err())
 		return
