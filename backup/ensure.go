@@ -65,6 +65,13 @@ type EnsureOptions struct {
 	// repository as EnsureRepo does, so it still initialises only a
 	// repository restic says does not exist.
 	SkipOpen bool
+	// ChunkerFrom, when not nil, is the repository whose snapshots this one
+	// will receive (CopyFrom): a missing repository is initialised with
+	// its chunker parameters (`restic init --copy-chunker-params
+	// --from-repo`), so copied data deduplicates, as restic's manual
+	// advises. The S3 keys of two S3 repositories must be equal, as for
+	// CopyFrom.
+	ChunkerFrom *Repo
 }
 
 // EnsureRepoWith is EnsureRepo adjusted by o.
@@ -99,7 +106,7 @@ func (r *Repo) EnsureRepoWith(ctx context.Context, o EnsureOptions) (EnsureResul
 	if !errors.Is(err, ErrRepoNotFound) {
 		return res, r.OpenError(err)
 	}
-	res.Initialized, err = r.initExclusive(ctx, s3)
+	res.Initialized, err = r.initExclusive(ctx, s3, o.ChunkerFrom)
 	res.Opened = err == nil
 	return res, err
 }
@@ -237,7 +244,16 @@ var errRepoAppeared = errors.New("repository appeared")
 
 // initExclusive initialises the repository while holding the init locks,
 // and verifies it opens. It reports whether this call initialised it.
-func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client) (bool, error) {
+// With from, it takes from's chunker parameters.
+func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client, from *Repo) (bool, error) {
+	init := invocation{command: "init", json: true, timeout: r.opts.Timeouts.Init, onLine: discard}
+	if from != nil {
+		env, secrets, err := r.fromEnv(from)
+		if err != nil {
+			return false, err
+		}
+		init.args, init.env, init.redact = []string{"--copy-chunker-params"}, env, &secrets
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Init)
 	defer cancel()
 
@@ -263,7 +279,7 @@ func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client) (bool, error
 	case !errors.Is(err, ErrRepoNotFound):
 		return false, r.OpenError(err)
 	}
-	if err := r.run(ctx, invocation{command: "init", json: true, timeout: r.opts.Timeouts.Init, onLine: discard}); err != nil {
+	if err := r.run(ctx, init); err != nil {
 		return false, fmt.Errorf("initialise repository %s: %w", redactURL(r.url), err)
 	}
 	if err := r.catConfig(ctx); err != nil {

@@ -29,6 +29,7 @@ type invocation struct {
 	onLine  func([]byte)  // each stdout line
 	dir     string        // working directory
 	env     []string      // extra NAME=value for this run
+	redact  *redactor     // when not nil, redacts restic's messages instead of the Repo's own
 }
 
 // inheritedEnv is what restic may see of the sidecar's own environment:
@@ -72,7 +73,11 @@ func (r *Repo) run(ctx context.Context, inv invocation) error {
 		return nil
 	}
 
-	rerr := &ResticError{Command: inv.command, ExitCode: -1, Message: r.redact.String(errorMessage(stderr))}
+	red := r.redact
+	if inv.redact != nil {
+		red = *inv.redact
+	}
+	rerr := &ResticError{Command: inv.command, ExitCode: -1, Message: red.String(errorMessage(stderr))}
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
