@@ -327,3 +327,59 @@ func ExamplePolicy() {
 	// --keep-daily 7 --keep-weekly 4 --keep-monthly 6
 	// true
 }
+
+// A second copy: the destination is initialised with the source's chunker
+// parameters, then receives the source's snapshots; copying again copies
+// only what it does not hold yet. Each repository has its own password.
+func ExampleRepo_CopyFrom() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "platback-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "data")
+	_ = os.MkdirAll(data, 0o755)
+	_ = os.WriteFile(filepath.Join(data, "notes.txt"), []byte("remember the milk\n"), 0o644)
+
+	open := func(name, password string) *backup.Repo {
+		r, err := backup.Open(ctx, filepath.Join(dir, name), backup.Options{
+			Restic:   restic,
+			Env:      map[string]string{"RESTIC_PASSWORD": password},
+			Host:     "n8n",
+			CacheDir: filepath.Join(dir, "cache"),
+			Logger:   quiet,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return r
+	}
+	primary, second := open("primary", "correct horse battery staple"), open("second", "another horse entirely")
+	if _, err := primary.EnsureRepo(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := primary.Backup(ctx, []string{data}, backup.BackupOptions{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	res, err := second.EnsureRepoWith(ctx, backup.EnsureOptions{ChunkerFrom: primary})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("second initialised:", res.Initialized)
+	for range 2 {
+		if err := second.CopyFrom(ctx, primary, backup.CopyOptions{Filter: backup.Filter{Host: "n8n"}}); err != nil {
+			fmt.Println(err)
+			return
+		}
+		copied, _ := second.Snapshots(ctx, backup.Filter{})
+		fmt.Println("snapshots in the second copy:", len(copied))
+	}
+	// Output:
+	// second initialised: true
+	// snapshots in the second copy: 1
+	// snapshots in the second copy: 1
+}
