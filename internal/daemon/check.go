@@ -2,12 +2,8 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/platback/platback/backup"
@@ -131,15 +127,8 @@ func (st *CheckState) record(res CheckResult) {
 // none yet. The last check's error is restored from its text.
 func LoadCheckState(dir string) (CheckState, error) {
 	var st CheckState
-	data, err := os.ReadFile(filepath.Join(dir, CheckStateName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return CheckState{}, fmt.Errorf("%s: %w", filepath.Join(dir, CheckStateName), err)
+	if _, err := readJSON(dir, CheckStateName, &st); err != nil {
+		return CheckState{}, err
 	}
 	if st.Last != nil && st.Last.Error != "" {
 		st.Last.Err = errors.New(st.Last.Error)

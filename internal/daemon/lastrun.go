@@ -50,6 +50,23 @@ func saveLastRun(dir string, res runner.Result, by string, sent Delivery) error 
 	return writeJSON(dir, LastRunName, lr)
 }
 
+// readJSON reads the file name in dir written by writeJSON into v; found
+// is false, with no error, when there is no such file yet.
+func readJSON(dir, name string, v any) (found bool, err error) {
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return true, nil
+}
+
 // writeJSON writes v as the file name in dir, atomically (a temporary file
 // renamed over the old one) and durably (both synced, then the directory).
 func writeJSON(dir, name string, v any) error {
@@ -90,15 +107,8 @@ func writeJSON(dir, name string, v any) error {
 // LoadLastRun reads the last run; ok is false when there is none yet. The
 // errors of the result are restored from their texts, so Result.OK works.
 func LoadLastRun(dir string) (lr LastRun, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, LastRunName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return lr, false, nil
-	}
-	if err != nil {
+	if found, err := readJSON(dir, LastRunName, &lr); !found || err != nil {
 		return lr, false, err
-	}
-	if err := json.Unmarshal(data, &lr); err != nil {
-		return lr, false, fmt.Errorf("%s: %w", filepath.Join(dir, LastRunName), err)
 	}
 	r := &lr.Result
 	if r.Error != "" {

@@ -2,12 +2,8 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/platback/platback/internal/metrics"
@@ -114,15 +110,8 @@ func (st *VerifyState) record(run VerifyRun) {
 // none yet. Each failed target's error is restored from its text.
 func LoadVerifyState(dir string) (VerifyState, error) {
 	var st VerifyState
-	data, err := os.ReadFile(filepath.Join(dir, VerifyStateName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return VerifyState{}, fmt.Errorf("%s: %w", filepath.Join(dir, VerifyStateName), err)
+	if _, err := readJSON(dir, VerifyStateName, &st); err != nil {
+		return VerifyState{}, err
 	}
 	if st.Last != nil {
 		for i, res := range st.Last.Results {
