@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"time"
 
@@ -49,13 +48,7 @@ when no check failed, 1 otherwise.`,
 				Restic: cfg.Restic, CacheDir: cfg.CacheDir, CreateBucket: cfg.CreateBucket, StepTimeout: step,
 				Logger: newLogger(os.Stderr, cfg),
 			})...))
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else if err := rep.WriteTable(os.Stdout); err != nil {
+			if err := writeOutput(os.Stdout, asJSON, rep, rep.WriteTable); err != nil {
 				return err
 			}
 			if !rep.OK() {

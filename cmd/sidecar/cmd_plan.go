@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -30,13 +29,7 @@ destroy, the repository's objects, or that the rules could not be read.`,
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					enc := json.NewEncoder(os.Stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(plan); err != nil {
-						return err
-					}
-				} else if err := plan.WriteTable(os.Stdout); err != nil {
+				if err := writeOutput(os.Stdout, asJSON, plan, plan.WriteTable); err != nil {
 					return err
 				}
 				if plan.Empty() {

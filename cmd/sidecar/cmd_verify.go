@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -40,9 +39,7 @@ VERIFY_CRON runs the same on a schedule.`,
 					return err
 				}
 				if asJSON {
-					enc := json.NewEncoder(os.Stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(run.Results); err != nil {
+					if err := writeJSON(os.Stdout, run.Results); err != nil {
 						return err
 					}
 				} else {
