@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
+	"github.com/platback/platback/internal/attempts"
 	"github.com/platback/platback/internal/redact"
 )
 
@@ -22,19 +22,9 @@ import (
 // the start of an error text says what matters).
 const MaxBody = 10 << 10
 
-// Defaults of Options.
-const (
-	DefaultTimeout   = 10 * time.Second
-	DefaultRetries   = 2
-	DefaultRetryWait = time.Second
-)
-
-// Options tune a Pinger; zero values are the defaults.
-type Options struct {
-	Timeout   time.Duration // of one attempt (default 10 s)
-	Retries   int           // after a failed attempt (default 2; negative: none)
-	RetryWait time.Duration // before the first retry, doubled before each next one (default 1 s)
-}
+// Options tune a Pinger (timeout of one attempt, retries, the first
+// wait); zero values are the defaults of package attempts.
+type Options attempts.Policy
 
 // Pinger pings one check's URL.
 type Pinger struct {
@@ -66,18 +56,7 @@ func New(raw string, o Options) (*Pinger, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.Retries == 0 {
-		o.Retries = DefaultRetries
-	}
-	if o.Retries < 0 {
-		o.Retries = 0
-	}
-	if o.RetryWait <= 0 {
-		o.RetryWait = DefaultRetryWait
-	}
+	o = Options(attempts.Policy(o).WithDefaults())
 	vals := []string{raw, u.String(), u.RawQuery}
 	for seg := range strings.SplitSeq(u.EscapedPath(), "/") {
 		dec, _ := url.PathUnescape(seg)
@@ -141,25 +120,17 @@ func (p *Pinger) ping(ctx context.Context, suffix, body string) error {
 		}
 		body = body[:cut]
 	}
-	wait := p.o.RetryWait
-	var err error
-	for attempt := 0; ; attempt++ {
-		var retry bool
-		retry, err = p.post(ctx, p.URL(suffix), body)
-		if err == nil {
-			return nil
+	err := attempts.Do(ctx, attempts.Policy(p.o), func() error {
+		retry, err := p.post(ctx, p.URL(suffix), body)
+		if err != nil && !retry {
+			return attempts.Final(err)
 		}
-		if !retry || attempt >= p.o.Retries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ping %s%s: %s", p.shown, suffix, p.secrets.String(err.Error()))
-		case <-time.After(wait):
-		}
-		wait *= 2
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ping %s%s: %s", p.shown, suffix, p.secrets.String(err.Error()))
 	}
-	return fmt.Errorf("ping %s%s: %s", p.shown, suffix, p.secrets.String(err.Error()))
+	return nil
 }
 
 // post sends one ping; retry says whether another attempt may succeed.

@@ -11,11 +11,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 
+	"github.com/platback/platback/internal/attempts"
 	"github.com/platback/platback/internal/redact"
 )
 
@@ -76,21 +76,10 @@ type Notifier interface {
 type Options struct {
 	// Level is the least level sent (default LevelError: failures only).
 	Level Level
-	// Timeout bounds one attempt to one URL (default 10 s).
-	Timeout time.Duration
-	// Retries after a failed attempt (default 2; negative: none).
-	Retries int
-	// RetryWait is the wait before the first retry, doubled before each
-	// next one (default 1 s).
-	RetryWait time.Duration
+	// Policy bounds one attempt to one URL and its retries (the defaults of
+	// package attempts: 10 s, 2 retries, waits of 1 s then 2 s).
+	attempts.Policy
 }
-
-// Defaults of Options.
-const (
-	DefaultTimeout   = 10 * time.Second
-	DefaultRetries   = 2
-	DefaultRetryWait = time.Second
-)
 
 // Shoutrrr is a Notifier sending to shoutrrr URLs, each on its own, so
 // that one failing service neither hides nor delays the others' count.
@@ -108,18 +97,7 @@ type sender struct {
 // New checks every URL (as CheckURL) and returns a Notifier for them. A
 // URL shoutrrr cannot use is an error naming it redacted.
 func New(urls []string, o Options) (*Shoutrrr, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.Retries == 0 {
-		o.Retries = DefaultRetries
-	}
-	if o.Retries < 0 {
-		o.Retries = 0
-	}
-	if o.RetryWait <= 0 {
-		o.RetryWait = DefaultRetryWait
-	}
+	o.Policy = o.Policy.WithDefaults()
 	n := &Shoutrrr{o: o}
 	for i, raw := range urls {
 		r, err := newRouter(raw)
@@ -161,23 +139,13 @@ func (n *Shoutrrr) Notify(ctx context.Context, m Message) Delivery {
 }
 
 func (n *Shoutrrr) send(ctx context.Context, s sender, m Message) error {
-	wait := n.o.RetryWait
-	var err error
-	for attempt := 0; ; attempt++ {
+	return attempts.Do(ctx, n.o.Policy, func() error {
 		params := types.Params{}
 		if m.Title != "" {
 			params.SetTitle(m.Title)
 		}
-		if err = s.router.Send(m.Text, &params)[0]; err == nil || attempt >= n.o.Retries {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+		return s.router.Send(m.Text, &params)[0]
+	})
 }
 
 // newRouter builds a shoutrrr router for one URL. Its errors are

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/platback/platback/backup"
+	"github.com/platback/platback/internal/attempts"
 )
 
 func TestSplitURLs(t *testing.T) {
@@ -134,7 +135,7 @@ func TestShoutrrrSendsToWebhook(t *testing.T) {
 	host := strings.TrimPrefix(rcv.URL, "http://")
 	good := "generic+http://" + host + "/hook/SECRETPATH"
 	fail := failingURL(t)
-	n, err := New([]string{good, fail}, Options{RetryWait: 10 * time.Millisecond})
+	n, err := New([]string{good, fail}, Options{Policy: attempts.Policy{RetryWait: 10 * time.Millisecond}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"generic+http://" + host + "/***", RedactURL(fail)}, n.URLs())
 
@@ -150,7 +151,7 @@ func TestShoutrrrSendsToWebhook(t *testing.T) {
 	assert.Contains(t, d.Errs[0].Error(), "generic+http://127.0.0.1:")
 	assert.Equal(t, []string{"POST /hook/SECRETPATH backup of stack shop FAILED"}, rcv.got())
 
-	info, err := New([]string{"generic://" + host + "/hook?disabletls=yes"}, Options{Level: LevelInfo, RetryWait: 10 * time.Millisecond})
+	info, err := New([]string{"generic://" + host + "/hook?disabletls=yes"}, Options{Level: LevelInfo, Policy: attempts.Policy{RetryWait: 10 * time.Millisecond}})
 	require.NoError(t, err)
 	d = info.Notify(context.Background(), Message{Level: LevelInfo, Text: "all good"})
 	assert.Equal(t, 1, d.Sent)
@@ -161,7 +162,7 @@ func TestShoutrrrSendsToWebhook(t *testing.T) {
 	d = info.Notify(context.Background(), Message{Level: LevelError, Text: "boom"})
 	assert.Equal(t, 0, d.Sent)
 	assert.Equal(t, 1, d.Failed)
-	assert.Len(t, rcv.got(), 2+1+DefaultRetries, "one attempt and its retries")
+	assert.Len(t, rcv.got(), 2+1+attempts.DefaultRetries, "one attempt and its retries")
 }
 
 // failingURL is a webhook URL nothing listens on, with a secret in it.
