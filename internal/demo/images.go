@@ -4,12 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/build"
@@ -115,25 +112,10 @@ func buildScratchImage(ctx context.Context, cli *client.Client, tag, name, bin, 
 		return fmt.Errorf("build %s: %w", tag, err)
 	}
 	defer res.Body.Close()
-	return buildError(tag, res.Body)
-}
-
-// buildError reads a build's JSON message stream and returns its error.
-func buildError(tag string, r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("build %s: read the output: %w", tag, err)
-		}
-		if msg.Error != "" {
-			return fmt.Errorf("build %s: %s", tag, strings.TrimSpace(msg.Error))
-		}
+	if err := image.BuildError(res.Body); err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
 	}
+	return nil
 }
 
 // removeImages removes the demo's own images and tags (the PostgreSQL image

@@ -120,7 +120,7 @@ func Build(ctx context.Context, cli *client.Client, o Options) (string, error) {
 			return "", fmt.Errorf("build image: %w", err)
 		}
 		defer resp.Body.Close()
-		if err := buildErrors(resp.Body); err != nil {
+		if err := BuildError(resp.Body); err != nil {
 			return "", err
 		}
 	}
@@ -151,8 +151,10 @@ func addTree(add func(string, int64, []byte) error, dir, prefix string) error {
 	})
 }
 
-// buildErrors reads the build's JSON message stream and returns its error.
-func buildErrors(r io.Reader) error {
+// BuildError drains the JSON message stream of an image build (the body of
+// the Engine's ImageBuild answer) and returns the error it carries, with the
+// last lines of the build's log; nil when the build succeeded.
+func BuildError(r io.Reader) error {
 	dec := json.NewDecoder(r)
 	var tail []string
 	for {

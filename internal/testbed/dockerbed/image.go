@@ -6,15 +6,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 
+	"github.com/platback/platback/internal/image"
 	"github.com/platback/platback/internal/testbed"
 )
 
@@ -134,35 +132,10 @@ func buildHelperImage(ctx context.Context, cli *client.Client) (string, error) {
 		return "", fmt.Errorf("build %s: %w", tag, err)
 	}
 	defer res.Body.Close()
-	if err := readBuildOutput(res.Body); err != nil {
+	if err := image.BuildError(res.Body); err != nil {
 		return "", fmt.Errorf("build %s: %w", tag, err)
 	}
 	return tag, nil
-}
-
-// readBuildOutput drains the JSON message stream of a build and returns the
-// first error message it carries, with the build log.
-func readBuildOutput(r io.Reader) error {
-	var log strings.Builder
-	dec := json.NewDecoder(r)
-	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("read build output: %w", err)
-		}
-		log.WriteString(msg.Stream)
-		if msg.Error != "" {
-			return fmt.Errorf("%s\nbuild log:\n%s", msg.Error, log.String())
-		}
-	}
 }
 
 // compileHelper builds ./pbhelper as a static binary and returns its bytes.
