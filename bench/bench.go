@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,7 +190,7 @@ func (b *bench) setUp(ctx context.Context) error {
 		"RESTIC_PASSWORD":   resticPassword, "AWS_ACCESS_KEY_ID": b.s3.AccessKey, "AWS_SECRET_ACCESS_KEY": b.s3.SecretKey,
 	}
 	up := func(kind, yaml string) (*side, error) {
-		port, err := freePort()
+		port, err := testbed.FreeTCPPort()
 		if err != nil {
 			return nil, err
 		}
@@ -246,16 +245,6 @@ func (b *bench) setUp(ctx context.Context) error {
 	b.root, b.resticBin = root, resticBin
 	b.rep = b.newReport(ctx)
 	return nil
-}
-
-// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // close removes everything the bench created, in reverse order of

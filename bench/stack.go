@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/testbed/composebed"
 	"github.com/platback/platback/internal/testbed/dockerbed"
 )
 
@@ -113,18 +113,7 @@ func (s *stack) setEnv(name, value string) { s.env = append(s.env, name+"="+valu
 
 // compose runs docker-compose (or docker compose) on the project.
 func (s *stack) compose(ctx context.Context, args ...string) (string, error) {
-	bin, pre := "docker-compose", []string(nil)
-	if _, err := exec.LookPath(bin); err != nil {
-		bin, pre = "docker", []string{"compose"}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(append(pre, "-p", s.Project, "-f", filepath.Join(s.dir, "docker-compose.yml")), args...)...)
-	cmd.Dir, cmd.Env = s.dir, s.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return composebed.Run(ctx, s.Project, s.dir, s.env, args...)
 }
 
 // down removes the project's containers, network and own volumes (the

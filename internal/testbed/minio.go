@@ -33,11 +33,11 @@ func NewMinIO(dir string) (*MinIO, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreeTCPPort()
 	if err != nil {
 		return nil, err
 	}
-	console, err := freePort()
+	console, err := FreeTCPPort()
 	if err != nil {
 		return nil, err
 	}

@@ -44,14 +44,15 @@ func Tool(tb testing.TB, name string) string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	port, err := freePort()
+	port, err := FreeTCPPort()
 	if err != nil {
 		tb.Fatalf("testbed: free port: %v", err)
 	}
 	return port
 }
 
-func freePort() (int, error) {
+// FreeTCPPort is a TCP port on 127.0.0.1 that was free a moment ago.
+func FreeTCPPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

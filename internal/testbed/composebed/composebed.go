@@ -64,14 +64,21 @@ func (s *Stack) SetEnv(name, value string) { s.env = append(s.env, name+"="+valu
 // Compose runs docker-compose with the stack's project, file and
 // environment, and returns its combined output.
 func (s *Stack) Compose(args ...string) (string, error) {
+	return Run(context.Background(), s.Project, s.Dir, s.env, args...)
+}
+
+// Run runs docker-compose (or `docker compose`) for project with
+// dir/docker-compose.yml, in dir, with env, bounded by 10 minutes, and
+// returns its combined output. It needs no test (the bench uses it too).
+func Run(ctx context.Context, project, dir string, env []string, args ...string) (string, error) {
 	bin, pre := "docker-compose", []string(nil)
 	if _, err := exec.LookPath(bin); err != nil {
 		bin, pre = "docker", []string{"compose"}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(append(pre, "-p", s.Project, "-f", filepath.Join(s.Dir, "docker-compose.yml")), args...)...)
-	cmd.Dir, cmd.Env = s.Dir, s.env
+	cmd := exec.CommandContext(ctx, bin, append(append(pre, "-p", project, "-f", filepath.Join(dir, "docker-compose.yml")), args...)...)
+	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
