@@ -52,7 +52,18 @@ func TestQuickBench(t *testing.T) {
 		rowCalls + ": first run", rowCalls + ": unchanged run", rowCalls + ": postgres"} {
 		assert.Contains(t, table, "| "+row+" |")
 	}
-	assert.NotContains(t, table, "not seen", "every RSS was measured")
+	// Every RSS was measured, but for the dump's producer: in quick mode it
+	// lives about two seconds and the 100 ms sampler can miss it on a busy
+	// machine (seen once in a full make test); the full bench's dump runs
+	// for tens of seconds.
+	for _, line := range strings.Split(table, "\n") {
+		if strings.Contains(line, "not seen") && !strings.HasPrefix(line, "| "+rowDumpRSS+" |") {
+			t.Errorf("an RSS was not measured: %s", line)
+		}
+	}
+	if strings.Contains(table, "| "+rowDumpRSS+" | not seen") {
+		t.Logf("the dump producer's RSS was not sampled this time (quick mode)")
+	}
 	assert.Regexp(t, `unchanged run \| \d+ \(sidecar: .*worker: .*backup`, table, "the counting pass saw the worker's restic backup")
 }
 
