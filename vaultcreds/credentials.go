@@ -19,6 +19,14 @@ const (
 	EnvAWSSecretKey     = "AWS_SECRET_ACCESS_KEY"
 )
 
+// The variables of the second copy (the sidecar's COPY_REPOSITORY): a Vault
+// field map may fill them, and the plain variables read
+// COPY_RESTIC_PASSWORD(_FILE).
+const (
+	EnvCopyResticPassword = "COPY_RESTIC_PASSWORD"
+	EnvCopyRepository     = "COPY_REPOSITORY"
+)
+
 // Redacted is what every printed or logged credential value is replaced with.
 const Redacted = redact.Marker
 
@@ -108,9 +116,9 @@ func (c Credentials) Names() []string {
 
 // SecretValues returns the non-empty values that must never appear in logs or
 // error messages, longest first, so a caller (the backup engine filtering
-// restic's stderr) can redact them. RESTIC_REPOSITORY is not included: it
-// names where the backup goes and is needed in error messages (keep
-// passwords out of repository URLs).
+// restic's stderr) can redact them. RESTIC_REPOSITORY and COPY_REPOSITORY
+// are not included: they name where the backup goes and are needed in error
+// messages (keep passwords out of repository URLs).
 func (c Credentials) SecretValues() []string {
 	if c.p == nil {
 		return nil
@@ -118,7 +126,7 @@ func (c Credentials) SecretValues() []string {
 	var out []string
 	seen := map[string]bool{}
 	for k, v := range c.p.env {
-		if k == EnvResticRepository || v == "" || seen[v] {
+		if k == EnvResticRepository || k == EnvCopyRepository || v == "" || seen[v] {
 			continue
 		}
 		seen[v] = true

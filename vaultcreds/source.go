@@ -56,6 +56,11 @@ type PlainConfig struct {
 	// (RESTIC_REPOSITORY_FILE), optional.
 	ResticRepository     string
 	ResticRepositoryFile string
+	// CopyResticPassword (COPY_RESTIC_PASSWORD) or CopyResticPasswordFile
+	// (COPY_RESTIC_PASSWORD_FILE), optional: the password of the second
+	// copy's repository, when it is not RESTIC_PASSWORD.
+	CopyResticPassword     string
+	CopyResticPasswordFile string
 }
 
 // envVar is one variable EnvSource reads, from NAME or from the file NAME_FILE.
@@ -65,13 +70,15 @@ type envVar struct {
 	file  string // from NAME_FILE
 }
 
-// vars lists p's variables: password, access key, secret key, repository.
+// vars lists p's variables: password, access key, secret key, repository,
+// the copy's password.
 func (p PlainConfig) vars() []envVar {
 	return []envVar{
 		{EnvResticPassword, p.ResticPassword, p.ResticPasswordFile},
 		{EnvAWSAccessKeyID, p.AWSAccessKeyID, p.AWSAccessKeyIDFile},
 		{EnvAWSSecretKey, p.AWSSecretAccessKey, p.AWSSecretAccessKeyFile},
 		{EnvResticRepository, p.ResticRepository, p.ResticRepositoryFile},
+		{EnvCopyResticPassword, p.CopyResticPassword, p.CopyResticPasswordFile},
 	}
 }
 
@@ -83,6 +90,7 @@ func plainConfigFromEnv(getenv func(string) string) PlainConfig {
 	p.AWSAccessKeyID, p.AWSAccessKeyIDFile = get(EnvAWSAccessKeyID)
 	p.AWSSecretAccessKey, p.AWSSecretAccessKeyFile = get(EnvAWSSecretKey)
 	p.ResticRepository, p.ResticRepositoryFile = get(EnvResticRepository)
+	p.CopyResticPassword, p.CopyResticPasswordFile = get(EnvCopyResticPassword)
 	return p
 }
 
@@ -168,7 +176,7 @@ func (p PlainConfig) MarshalJSON() ([]byte, error) { return json.Marshal(p.redac
 
 // EnvSource reads credentials from plain environment variables, as
 // stack-back does: RESTIC_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-// RESTIC_REPOSITORY, each also as NAME_FILE naming a file that holds the
+// RESTIC_REPOSITORY (and COPY_RESTIC_PASSWORD), each also as NAME_FILE naming a file that holds the
 // value (Docker secrets). Files are read again at each run.
 type EnvSource struct {
 	vars []envVar

@@ -56,6 +56,14 @@ var Vars = []Var{
 	{Name: "CHECK_READ_DATA_PARTS", Default: "12", Doc: "CHECK_CRON reads the data in this many parts, one per check (`--read-data-subset 1/12`, then `2/12`…, then `1/12` again), so every pack is read once every this many checks; `0`: structure only, no data read. 0 to 256. The next part is kept in PLATBACK_CACHE_DIR and moves on only after a check that passed: a failed check is retried with the same part. `sidecar check --rotate` takes the next part too."},
 	{Name: "VERIFY_CRON", Doc: "run a restore drill (`sidecar verify`) on its own schedule, in BACKUP_TZ, under the run lock (a drill due while a backup runs waits for it): 5-field cron, `@weekly`-style, or `@every 168h`; empty: no scheduled drill. Each drill restores the latest snapshot of every target into scratch space (a volume's into a temporary volume, compared with the snapshot's file list; a database dump into a throwaway container of the database's own image, then counted), deletes the scratch, and notifies a target that failed."},
 	{Name: "VERIFY_MAX_BYTES", Default: "0", Doc: "the largest volume snapshot or database dump a restore drill restores, as a size (`500M`, `20G`); a larger one fails its target, naming both sizes. `0`: no limit but the scratch volume's free space (the drill refuses a snapshot that would not leave 5% of its size plus 16 MiB free on the Docker data root)."},
+	{Name: "COPY_REPOSITORY", Doc: "a second repository (another bucket, another S3 server, or a path on a mounted volume) that every run copies its new snapshots into with `restic copy`, after the targets and their retention, for 3-2-1 backups; empty: no copy. Or a Vault field mapped to COPY_REPOSITORY. Its password is `COPY_RESTIC_PASSWORD(_FILE)` or a Vault field mapped to COPY_RESTIC_PASSWORD, else RESTIC_PASSWORD; its S3 keys are the primary's (restic 0.19 opens both repositories of a copy with one key pair: give both buckets to one S3 user). A missing bucket or repository is created (with the primary's chunker parameters, so copies deduplicate). A failed copy does not fail the run: it is logged, notified, shown by `run-once` and in the `platback_copy_*` metrics, and the next run copies what this one missed."},
+	{Name: "COPY_KEEP_WITHIN", Doc: "retention of the second copy, as RESTIC_KEEP_WITHIN; when no COPY_KEEP_* is set, the copy keeps what RESTIC_KEEP_* keeps. Applied after each copy (or on RETENTION_CRON), to the copied targets' groups."},
+	{Name: "COPY_KEEP_LAST", Doc: "retention of the second copy: keep the last N snapshots of each target."},
+	{Name: "COPY_KEEP_HOURLY", Doc: "retention of the second copy: keep N hourly snapshots."},
+	{Name: "COPY_KEEP_DAILY", Doc: "retention of the second copy: keep N daily snapshots."},
+	{Name: "COPY_KEEP_WEEKLY", Doc: "retention of the second copy: keep N weekly snapshots."},
+	{Name: "COPY_KEEP_MONTHLY", Doc: "retention of the second copy: keep N monthly snapshots."},
+	{Name: "COPY_KEEP_YEARLY", Doc: "retention of the second copy: keep N yearly snapshots."},
 	{Name: "BACKUP_TIMEOUT", Default: "12h", Doc: "deadline of one target's backup; at least `1m`."},
 	{Name: "HOOK_TIMEOUT", Default: "5m", Doc: "deadline of one hook command (`stack-back.hooks.*`); at least `1s`. A hook still running then is stopped (SIGTERM, then SIGKILL) when its container has `/bin/sh`, and counts as failed."},
 	{Name: "STOP_TIMEOUT", Default: "30s", Doc: "how long a stop-during-backup container gets to stop before it is killed; at least `1s`, in whole seconds as Docker counts them (a fraction is rounded up: `1500ms` is `2s`)."},
@@ -132,6 +140,15 @@ type Config struct {
 	VerifyCron string
 	// VerifyMaxBytes is VERIFY_MAX_BYTES; 0: no limit but free space.
 	VerifyMaxBytes uint64
+	// CopyRepository is COPY_REPOSITORY, checked; empty: no second copy,
+	// unless the Vault field map fills COPY_REPOSITORY (CopyFromVault).
+	CopyRepository string
+	// CopyFromVault: the Vault field map fills COPY_REPOSITORY, so each run
+	// may find a second repository in its credentials.
+	CopyFromVault bool
+	// CopyPolicy is the second copy's retention: COPY_KEEP_*, or Policy
+	// when none is set.
+	CopyPolicy backup.Policy
 	// Credentials says where each run's credentials come from (Vault or
 	// plain variables), checked: vaultcreds.NewSource builds the source from
 	// it without reading the environment or checking again. Its secret
@@ -185,6 +202,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.repository(&c)
 	l.schedule(&c)
 	l.retention(&c)
+	l.copy(&c)
 	l.runtime(&c)
 	l.discovery(&c)
 	l.alerts(&c)
@@ -328,6 +346,72 @@ func (l *loader) retention(c *Config) {
 	} else {
 		c.CheckParts = n
 	}
+}
+
+// Copies reports whether runs make a second copy: COPY_REPOSITORY is set,
+// or the Vault field map may fill it.
+func (c Config) Copies() bool { return c.CopyRepository != "" || c.CopyFromVault }
+
+// copy reads the second copy's repository and retention.
+func (l *loader) copy(c *Config) {
+	vcfg, vaultOK := c.Credentials.Vault()
+	c.CopyRepository = l.str("COPY_REPOSITORY")
+	c.CopyFromVault = vaultOK && mapsVariable(vcfg.Fields, vaultcreds.EnvCopyRepository)
+	if c.CopyRepository != "" {
+		shown := backup.RedactURL(c.CopyRepository)
+		if _, err := backup.ParseLocation(c.CopyRepository); err != nil {
+			l.bad("COPY_REPOSITORY", shown, err.Error())
+		} else if c.Repository != "" && sameRepository(c.CopyRepository, c.Repository) {
+			l.bad("COPY_REPOSITORY", shown, "it is RESTIC_REPOSITORY itself: a copy must go to another repository (another bucket, S3 server or disk), or unset COPY_REPOSITORY")
+		}
+	}
+	// With Vault, the copy's password is a field of the secret, like the
+	// primary's: a plain variable beside it would be a second place for a
+	// secret.
+	if c.Credentials.UsesVault() {
+		for _, name := range []string{vaultcreds.EnvCopyResticPassword, vaultcreds.EnvCopyResticPassword + "_FILE"} {
+			if l.getenv(name) != "" {
+				l.errs = append(l.errs, fmt.Errorf("%s is set while the credentials come from Vault: put the copy's password in the Vault secret and map it with %s (…,copy_password=%s), or unset %s to use the primary's password",
+					name, vaultcreds.EnvFieldMap, vaultcreds.EnvCopyResticPassword, name))
+			}
+		}
+	}
+	copyGet := func(name string) (string, string) {
+		copyName := strings.Replace(name, "RESTIC_KEEP_", "COPY_KEEP_", 1)
+		v, _ := l.get(copyName)
+		return v, copyName
+	}
+	var keepSet []string
+	for _, v := range Vars {
+		if strings.HasPrefix(v.Name, "COPY_KEEP_") && l.str(v.Name) != "" {
+			keepSet = append(keepSet, v.Name)
+		}
+	}
+	if !c.Copies() {
+		set := keepSet
+		if !c.Credentials.UsesVault() && (l.getenv(vaultcreds.EnvCopyResticPassword) != "" || l.getenv(vaultcreds.EnvCopyResticPassword+"_FILE") != "") {
+			set = append(set, vaultcreds.EnvCopyResticPassword)
+		}
+		if len(set) > 0 {
+			l.errs = append(l.errs, fmt.Errorf("%s set without COPY_REPOSITORY: set COPY_REPOSITORY to the second repository's URL, or unset them", strings.Join(set, ", ")))
+		}
+		return
+	}
+	if len(keepSet) == 0 {
+		c.CopyPolicy = c.Policy
+		return
+	}
+	p, ok := policy(copyGet, l.bad)
+	if err := p.Validate(); ok && err != nil {
+		l.errs = append(l.errs, fmt.Errorf("COPY_KEEP_*: %w", err))
+	}
+	c.CopyPolicy = p
+}
+
+// sameRepository reports whether two repository URLs name one repository.
+func sameRepository(a, b string) bool {
+	norm := func(u string) string { return strings.TrimRight(strings.TrimSpace(u), "/") }
+	return norm(a) == norm(b)
 }
 
 // runtime reads the deadlines, logging and the HTTP endpoint.
@@ -560,8 +644,13 @@ func policy(get func(string) (string, string), bad func(name, value, fix string)
 
 // mapsRepository reports whether the Vault field map fills RESTIC_REPOSITORY.
 func mapsRepository(m vaultcreds.FieldMap) bool {
+	return mapsVariable(m, vaultcreds.EnvResticRepository)
+}
+
+// mapsVariable reports whether the Vault field map fills the variable name.
+func mapsVariable(m vaultcreds.FieldMap, name string) bool {
 	for _, f := range m {
-		if f.Env == vaultcreds.EnvResticRepository {
+		if f.Env == name {
 			return true
 		}
 	}
