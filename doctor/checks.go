@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/moby/moby/client"
 
 	"github.com/platback/platback/backup"
@@ -292,7 +293,9 @@ func (r *run) restic(ctx context.Context) {
 		return
 	}
 	env := r.creds.Env()
-	delete(env, "RESTIC_REPOSITORY")
+	delete(env, vaultcreds.EnvResticRepository)
+	delete(env, vaultcreds.EnvCopyRepository)
+	delete(env, vaultcreds.EnvCopyResticPassword)
 	r.repo, err = backup.Open(ctx, r.url, backup.Options{
 		Restic: r.o.Restic, Env: env, Host: r.host(), CacheDir: r.o.CacheDir, Logger: r.o.Logger,
 		Timeouts: backup.Timeouts{Open: r.o.StepTimeout, Snapshot: r.o.StepTimeout},
@@ -339,6 +342,69 @@ func (r *run) repository(ctx context.Context) {
 		r.add(Check{Name: name, Status: Fail, Detail: err.Error(), Fix: "set the password the repository was created with (RESTIC_PASSWORD or the Vault field); never re-initialise a repository that holds backups"})
 	default:
 		r.add(Check{Name: name, Status: Fail, Detail: err.Error(), Fix: "check the repository URL, the network and the credentials"})
+	}
+}
+
+// copyRepository checks the second copy's repository (COPY_REPOSITORY):
+// it opens with its password (COPY_RESTIC_PASSWORD or its Vault field,
+// else the primary's) and the primary's S3 keys, as a run's copy opens it.
+func (r *run) copyRepository(ctx context.Context) {
+	const name = "second copy"
+	url := r.o.CopyRepository
+	if url == "" && r.creds != nil {
+		url = r.creds.Get(vaultcreds.EnvCopyRepository)
+	}
+	switch {
+	case url == "" && r.creds == nil && r.o.Credentials.UsesVault():
+		r.skip(name, "needs the credentials (a Vault field may name COPY_REPOSITORY)")
+		return
+	case url == "":
+		return // no second copy: nothing to report
+	case r.creds == nil:
+		r.skip(name, r.credsWhy)
+		return
+	}
+	env := r.creds.Env()
+	if pw := env[vaultcreds.EnvCopyResticPassword]; pw != "" {
+		env[vaultcreds.EnvResticPassword] = pw
+	}
+	delete(env, vaultcreds.EnvResticRepository)
+	delete(env, vaultcreds.EnvCopyRepository)
+	delete(env, vaultcreds.EnvCopyResticPassword)
+	shown := backup.RedactURL(url)
+	ctx, cancel := r.step(ctx)
+	defer cancel()
+	repo, err := backup.Open(ctx, url, backup.Options{
+		Restic: r.o.Restic, Env: env, Host: r.host(), CacheDir: r.o.CacheDir, Logger: r.o.Logger,
+		Timeouts: backup.Timeouts{Open: r.o.StepTimeout, Snapshot: r.o.StepTimeout},
+	})
+	if err == nil && repo.Location().Kind == "s3" {
+		// restic retries a missing bucket until its deadline: ask S3 first.
+		var c *minio.Client
+		if c, err = repo.S3Client(); err == nil {
+			var exists bool
+			if exists, err = c.BucketExists(ctx, repo.Location().Bucket); err == nil && !exists {
+				err = backup.ErrBucketMissing
+			}
+		}
+	}
+	if err == nil {
+		err = repo.VerifyPassword(ctx)
+	}
+	switch {
+	case err == nil:
+		r.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s opens with its password", shown)})
+	case errors.Is(err, backup.ErrBucketMissing) && !r.o.CreateBucket:
+		r.add(Check{Name: name, Status: Fail, Detail: fmt.Sprintf("the bucket of %s does not exist, and PLATBACK_CREATE_BUCKET=false", shown),
+			Fix: "create the bucket, or set PLATBACK_CREATE_BUCKET=true"})
+	case errors.Is(err, backup.ErrRepoNotFound), errors.Is(err, backup.ErrBucketMissing):
+		r.add(Check{Name: name, Status: Warn, Detail: fmt.Sprintf("no repository at %s yet: the first copy creates it", shown),
+			Fix: "back up now (sidecar run-once): the run copies its snapshots there"})
+	case errors.Is(err, backup.ErrWrongPassword):
+		r.add(Check{Name: name, Status: Fail, Detail: err.Error(), Fix: "set the second repository's password: COPY_RESTIC_PASSWORD or its Vault field (without one, RESTIC_PASSWORD is used)"})
+	default:
+		r.add(Check{Name: name, Status: Fail, Detail: err.Error(),
+			Fix: "check COPY_REPOSITORY, the network to it, and that the primary's S3 keys may use its bucket (restic copies with one key pair)"})
 	}
 }
 

@@ -86,6 +86,10 @@ type Options struct {
 	Credentials vaultcreds.Settings
 	// Repository is RESTIC_REPOSITORY; empty when Vault provides it.
 	Repository string
+	// CopyRepository is COPY_REPOSITORY, the second copy's repository;
+	// empty when there is none or Vault provides it (a field mapped to
+	// COPY_REPOSITORY).
+	CopyRepository string
 	// Schedule is BACKUP_CRON, BACKUP_TZ and BACKUP_STAGGER; Name defaults
 	// to the project.
 	Schedule schedule.Spec
@@ -137,6 +141,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.restic(ctx)
 	r.s3Checks(ctx)
 	r.repository(ctx)
+	r.copyRepository(ctx)
 	r.schedule()
 	r.snapshots(ctx)
 	r.stagger(ctx)

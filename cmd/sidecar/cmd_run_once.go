@@ -69,6 +69,16 @@ func printResult(w io.Writer, res runner.Result) {
 	if res.Check != "" {
 		fmt.Fprintln(w, "check failed:", res.Check)
 	}
+	if c := res.Copy; c != nil {
+		switch {
+		case !c.OK():
+			fmt.Fprintf(w, "copy to %s FAILED (the backup itself is not affected; the next run copies what this one missed): %s\n", c.Repository, c.Error)
+		case c.Snapshots >= 0:
+			fmt.Fprintf(w, "copied to %s in %s: it holds %d snapshot(s) of this stack\n", c.Repository, c.Duration.Round(time.Millisecond), c.Snapshots)
+		default:
+			fmt.Fprintf(w, "copied to %s in %s\n", c.Repository, c.Duration.Round(time.Millisecond))
+		}
+	}
 	if res.Err != nil {
 		fmt.Fprintln(w, "run failed:", res.Err)
 	}

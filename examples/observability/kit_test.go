@@ -59,6 +59,7 @@ func exported(t *testing.T) catalog {
 	m.Check(metrics.Check{End: start.Add(time.Hour), Duration: time.Minute, Part: 1, Parts: 12})
 	m.CheckSkipped()
 	m.Verify(metrics.Verify{Target: "/volumes/data", End: start, SnapshotAge: time.Hour})
+	m.Copy(metrics.Copy{End: start, Duration: time.Minute, Snapshots: 3})
 	m.Hook(metrics.Hook{Service: "app", Stage: "pre", Duration: time.Second, Failed: true})
 	m.NextRun(start.Add(24 * time.Hour))
 	m.Skipped()

@@ -103,6 +103,9 @@ func (al Alerts) finished(ctx context.Context, res runner.Result) Delivery {
 	}
 	nd := al.notify(ctx, notify.RunMessage(al.stack(res), outcome(res)))
 	d.add(nd)
+	if c := res.Copy; c != nil && c.Err != nil {
+		d.add(al.notify(ctx, notify.CopyMessage(al.stack(res), c.Repository, c.Err)))
+	}
 	return d
 }
 
@@ -144,6 +147,9 @@ func (al Alerts) log() *slog.Logger {
 // outcome is what a message needs of a run's result.
 func outcome(res runner.Result) notify.Outcome {
 	o := notify.Outcome{Start: res.Start, Duration: res.Duration, Err: res.Err, Retention: res.Retention, Check: res.Check}
+	if res.Copy != nil && res.Copy.OK() {
+		o.CopiedTo = res.Copy.Repository
+	}
 	for _, t := range res.Targets {
 		o.Targets = append(o.Targets, notify.Target{Path: t.Path, Kind: t.Kind, BytesAdded: t.BytesAdded, Err: t.Err})
 	}

@@ -373,6 +373,9 @@ func (d *daemon) refresh(startup bool) {
 	for _, h := range res.Hooks {
 		d.m.Hook(metrics.Hook{Service: h.Service, Stage: h.Stage, Duration: h.Duration, Failed: h.Error != "", Replayed: startup})
 	}
+	if c := res.Copy; c != nil {
+		d.m.Copy(metrics.Copy{End: end, Duration: c.Duration, Err: c.Err, Snapshots: c.Snapshots, LastSuccess: lr.LastCopySuccess, Replayed: startup})
+	}
 	d.m.Run(end, res.Duration, res.OK())
 	d.health.finished(res)
 	d.health.succeededAt(lr.LastSuccess)
@@ -488,7 +491,11 @@ func runRetention(ctx context.Context, a *Daemon) error {
 		if err != nil {
 			return err
 		}
-		if errs := a.Runner.Retention(ctx, s, s.Plan.Targets); len(errs) > 0 {
+		errs := a.Runner.Retention(ctx, s, s.Plan.Targets)
+		if err := a.Runner.CopyRetention(ctx, s, s.Plan.Targets); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if len(errs) > 0 {
 			return errors.New("retention failed for: " + strings.Join(errs, "; "))
 		}
 		return nil

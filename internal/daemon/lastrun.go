@@ -26,6 +26,9 @@ type LastRun struct {
 	// LastSuccess is the start of the last successful run: this one, or
 	// one before it (carried over from the previous file).
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastCopySuccess is the end of the last run whose copy to the second
+	// repository succeeded: this one, or one before it.
+	LastCopySuccess time.Time `json:"last_copy_success,omitzero"`
 	// By is who ran it: "daemon" or "run-once".
 	By string `json:"by"`
 	// Delivery is what the run's notifications and pings sent and failed
@@ -42,10 +45,16 @@ func SaveLastRun(dir string, res runner.Result, by string) error {
 
 func saveLastRun(dir string, res runner.Result, by string, sent Delivery) error {
 	lr := LastRun{Result: res, OK: res.OK(), By: by, Delivery: sent}
+	prev, found, _ := LoadLastRun(dir)
 	if lr.OK {
 		lr.LastSuccess = res.Start
-	} else if prev, ok, _ := LoadLastRun(dir); ok {
+	} else if found {
 		lr.LastSuccess = prev.LastSuccess
+	}
+	if res.Copy != nil && res.Copy.OK() {
+		lr.LastCopySuccess = res.Start.Add(res.Duration)
+	} else if found {
+		lr.LastCopySuccess = prev.LastCopySuccess
 	}
 	return writeJSON(dir, LastRunName, lr)
 }

@@ -3,9 +3,10 @@
 // duration, bytes added, files new and changed, snapshot count and error
 // count; per run whether it succeeded; the bucket's lifecycle rules; the
 // daemon's start-up check; the last repository check of CHECK_CRON or
-// `sidecar check` and the part of the data it read; the hooks' durations and
-// failures; notifications and health pings sent and
-// failed; build info and the next scheduled run.
+// `sidecar check` and the part of the data it read; the restore drills; the
+// copies to the second repository; the hooks' durations and failures;
+// notifications and health pings sent and failed; build info and the next
+// scheduled run.
 package metrics
 
 import (
@@ -60,6 +61,7 @@ type Metrics struct {
 	pingsSent       prometheus.Counter
 	pingsFailed     prometheus.Counter
 	verify          verifyMetrics
+	copy            copyMetrics
 	hooks           hookMetrics
 }
 
@@ -138,6 +140,7 @@ func New(project, version, resticVersion string) *Metrics {
 		m.repoCheckFailed, m.repoCheckSkip,
 		m.notifySent, m.notifyFailed, m.pingsSent, m.pingsFailed)
 	m.verify = newVerifyMetrics(reg, c)
+	m.copy = newCopyMetrics(reg, c)
 	m.hooks = newHookMetrics(reg, c)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "platback_build_info", Help: "platback and restic versions.",
 		ConstLabels: prometheus.Labels{"project": project, "version": version, "restic_version": resticVersion}})

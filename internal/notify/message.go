@@ -28,6 +28,9 @@ type Outcome struct {
 	Err       error    // the run's own error (credentials, repository, nothing to back up…)
 	Retention []string // retention errors
 	Check     string   // the restic check's error
+	// CopiedTo is the second repository the run's snapshots were copied
+	// to ("" when there is none or the copy failed: CopyMessage says).
+	CopiedTo string
 }
 
 // Target is one target's part of an Outcome.
@@ -68,9 +71,12 @@ func RunMessage(s Stack, o Outcome) Message {
 		for _, t := range o.Targets {
 			added += t.BytesAdded
 		}
-		return Message{Level: LevelInfo, Title: "platback: " + name + " backed up",
-			Text: fmt.Sprintf("platback: backup of %s succeeded: %d target(s), %s added, in %s.",
-				name, len(o.Targets), bytes(added), o.Duration.Round(time.Second))}
+		text := fmt.Sprintf("platback: backup of %s succeeded: %d target(s), %s added, in %s.",
+			name, len(o.Targets), bytes(added), o.Duration.Round(time.Second))
+		if o.CopiedTo != "" {
+			text += " Copied to " + o.CopiedTo + "."
+		}
+		return Message{Level: LevelInfo, Title: "platback: " + name + " backed up", Text: text}
 	}
 	var b strings.Builder
 	var causes []error
@@ -288,4 +294,24 @@ func VerifyMessage(s Stack, targets []VerifyTarget) Message {
 		"a damaged snapshot needs a repository check (sidecar check) and a new backup; then run the drill again: %s",
 		name, len(failed), len(targets), strings.Join(failed, "\n"), s.logs(), verify)
 	return Message{Level: LevelError, Title: "platback: restore drill of " + name + " failed", Text: truncate(text, maxMessage)}
+}
+
+// CopyMessage is the message about a failed copy to the second repository
+// (COPY_REPOSITORY): the backup itself succeeded, the off-site copy did
+// not. repository is the URL without credentials, err the copy's error.
+func CopyMessage(s Stack, repository string, err error) Message {
+	name := s.name()
+	hint := "check that the second repository is reachable and that the S3 user may use its bucket (the copy uses the primary's S3 keys)"
+	switch {
+	case errors.Is(err, backup.ErrWrongPassword):
+		hint = "the second repository's password is COPY_RESTIC_PASSWORD or its Vault field, else RESTIC_PASSWORD: set the one it was created with"
+	case errors.Is(err, backup.ErrAccessDenied):
+		hint = "the primary's S3 keys open both repositories (restic 0.19): give the second bucket to the same S3 user"
+	case errors.Is(err, backup.ErrLocked):
+		hint = "the second repository is locked: if no other restic uses it, remove its stale locks"
+	}
+	text := fmt.Sprintf("platback: the backup of %s succeeded, but copying it to the second repository %s FAILED: %s\n"+
+		"The snapshots are in the primary repository only; the next run copies what this one missed. Fix: %s; see the log (%s), then back up now: %s",
+		name, repository, cause(err.Error()), hint, s.logs(), s.runOnce())
+	return Message{Level: LevelError, Title: "platback: second copy of " + name + " failed", Text: truncate(text, maxMessage)}
 }

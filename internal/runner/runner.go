@@ -169,6 +169,10 @@ type Result struct {
 	// Hooks are the hook commands that ran; a failed one is also in its
 	// targets' errors when its on-error is abort.
 	Hooks []HookResult `json:"hooks,omitempty"`
+	// Copy is the second copy (COPY_REPOSITORY) of the run's snapshots;
+	// nil when there is none or nothing was backed up. Its failure does
+	// not make the run fail (OK).
+	Copy *CopyResult `json:"copy,omitempty"`
 	// Err is the run's own error (not a target's): in JSON "error" and
 	// "error_kind", as TargetResult.Err.
 	Err       error  `json:"-"`
@@ -198,7 +202,8 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// OK is true when the run backed up at least one target and everything succeeded.
+// OK is true when the run backed up at least one target and everything
+// succeeded; the second copy is not counted (CopyResult.OK says).
 func (r Result) OK() bool {
 	if r.Err != nil || len(r.Targets) == 0 || len(r.Retention) > 0 || r.Check != "" {
 		return false
@@ -221,6 +226,9 @@ type Session struct {
 	URL  string
 	// repoMount is the mount that holds a local repository (nil for S3).
 	repoMount *mount.Mount
+	// copy is the second repository (COPY_REPOSITORY); its url is empty
+	// when there is none.
+	copy secondCopy
 	// owners prefixes the lock owner (backup.Options.Owner) of every restic
 	// process started under the run lock: the sidecar's own and its
 	// workers'. Those that are left when a session opens were left by
@@ -333,6 +341,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 	}
 	env := creds.Env()
 	delete(env, "RESTIC_REPOSITORY")
+	second := rn.copyTarget(env, url, self)
 	repo, err := backup.Open(ctx, url, backup.Options{
 		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir,
 		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log, Owner: owner,
@@ -356,7 +365,8 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		}
 		warnings, opened = res.Warnings, res.Opened
 	}
-	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self, opened: opened}
+	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self, opened: opened,
+		copy: second}
 	if !o.Shared {
 		rn.removeLeftoverLocks(ctx, s)
 	}
@@ -467,6 +477,9 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 		if err != nil {
 			res.Check = err.Error()
 		}
+	}
+	if ok := succeeded(s.Plan.Targets, res.Targets); len(ok) > 0 && s.copy.url != "" {
+		res.Copy = rn.copySnapshots(ctx, s, ok)
 	}
 }
 
@@ -950,6 +963,12 @@ func mountOf(m container.MountPoint) mount.Mount {
 // mount is an error: it would live in the container's own filesystem, out
 // of the workers' reach and lost when the container is re-created.
 func repositoryMountOf(loc backup.Location, self *container.InspectResponse) (*mount.Mount, error) {
+	return localRepositoryMount("RESTIC_REPOSITORY", loc, self)
+}
+
+// localRepositoryMount is repositoryMountOf for the repository of the
+// variable name (RESTIC_REPOSITORY, COPY_REPOSITORY).
+func localRepositoryMount(name string, loc backup.Location, self *container.InspectResponse) (*mount.Mount, error) {
 	if self == nil {
 		return &mount.Mount{Type: mount.TypeBind, Source: loc.Path, Target: loc.Path}, nil
 	}
@@ -961,12 +980,12 @@ func repositoryMountOf(loc backup.Location, self *container.InspectResponse) (*m
 		}
 	}
 	if best == nil || (best.Type != mount.TypeVolume && best.Type != mount.TypeBind) {
-		return nil, fmt.Errorf("RESTIC_REPOSITORY=%s is a local path on no volume or bind mount of the sidecar container: "+
+		return nil, fmt.Errorf("%s=%s is a local path on no volume or bind mount of the sidecar container: "+
 			"the repository would live in the container's own filesystem, where the worker containers cannot reach it and which is lost when the container is re-created; "+
-			"mount a volume there (e.g. `- restic_data:%s` under the sidecar's volumes)", loc.Path, loc.Path)
+			"mount a volume there (e.g. `- restic_data:%s` under the sidecar's volumes)", name, loc.Path, loc.Path)
 	}
 	if !best.RW {
-		return nil, fmt.Errorf("RESTIC_REPOSITORY=%s is on a read-only mount of the sidecar (%s): mount it read-write", loc.Path, best.Destination)
+		return nil, fmt.Errorf("%s=%s is on a read-only mount of the sidecar (%s): mount it read-write", name, loc.Path, best.Destination)
 	}
 	m := mountOf(*best)
 	return &m, nil
@@ -1028,10 +1047,7 @@ func (r resticSteps) hook(ctx context.Context, _ *Session, h discover.Hook) (hoo
 // tags hold its tags, as a filter of path and tags selected them one
 // target at a time. Each target is its own group (host, paths, tags).
 func (r resticSteps) forget(ctx context.Context, s *Session, targets []discover.Target) (backup.ForgetResult, error) {
-	return s.Repo.Forget(ctx, r.rn.Config.Policy, backup.ForgetOptions{Filter: backup.Filter{Host: s.Host},
-		Select: func(g backup.ForgetGroup) bool {
-			return slices.ContainsFunc(targets, func(t discover.Target) bool { return holds(g.Paths, g.Tags, t) })
-		}})
+	return s.Repo.Forget(ctx, r.rn.Config.Policy, backup.ForgetOptions{Filter: backup.Filter{Host: s.Host}, Select: ofTargets(targets)})
 }
 
 // holds tells whether a snapshot (or a group) with paths and tags is one of
