@@ -361,7 +361,7 @@ func (l *loader) copy(c *Config) {
 		shown := backup.RedactURL(c.CopyRepository)
 		if _, err := backup.ParseLocation(c.CopyRepository); err != nil {
 			l.bad("COPY_REPOSITORY", shown, err.Error())
-		} else if c.Repository != "" && sameRepository(c.CopyRepository, c.Repository) {
+		} else if c.Repository != "" && SameRepository(c.CopyRepository, c.Repository) {
 			l.bad("COPY_REPOSITORY", shown, "it is RESTIC_REPOSITORY itself: a copy must go to another repository (another bucket, S3 server or disk), or unset COPY_REPOSITORY")
 		}
 	}
@@ -408,8 +408,9 @@ func (l *loader) copy(c *Config) {
 	c.CopyPolicy = p
 }
 
-// sameRepository reports whether two repository URLs name one repository.
-func sameRepository(a, b string) bool {
+// SameRepository reports whether two repository URLs name one repository
+// (they differ at most by surrounding space and trailing slashes).
+func SameRepository(a, b string) bool {
 	norm := func(u string) string { return strings.TrimRight(strings.TrimSpace(u), "/") }
 	return norm(a) == norm(b)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
+	"github.com/platback/platback/internal/config"
 	"github.com/platback/platback/internal/errkind"
 	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/vaultcreds"
@@ -98,7 +99,7 @@ func (rn *Runner) copyTarget(env map[string]string, primary string, self *contai
 	switch {
 	case err != nil:
 		c.err = fmt.Errorf("COPY_REPOSITORY (from the credentials) %s: %w", backup.RedactURL(url), err)
-	case sameRepositoryURL(url, primary):
+	case config.SameRepository(url, primary):
 		c.err = fmt.Errorf("COPY_REPOSITORY %s is the primary repository itself: a copy must go to another repository", backup.RedactURL(url))
 	case loc.Kind == "local" && self != nil:
 		// The copy runs in the sidecar: its path must be on a mount.
@@ -107,16 +108,6 @@ func (rn *Runner) copyTarget(env map[string]string, primary string, self *contai
 		}
 	}
 	return c
-}
-
-func sameRepositoryURL(a, b string) bool {
-	trim := func(s string) string {
-		for len(s) > 0 && s[len(s)-1] == '/' {
-			s = s[:len(s)-1]
-		}
-		return s
-	}
-	return trim(a) == trim(b)
 }
 
 // copySnapshots copies the host's snapshots the second repository does not
