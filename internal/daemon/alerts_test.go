@@ -76,6 +76,37 @@ func TestStaleNotifiedOncePerPeriod(t *testing.T) {
 	assert.Equal(t, "1", metricValue(t, d.m, "platback_notifications_failed_total", nil))
 }
 
+// A restarted daemon does not notify again a stale period its previous
+// start notified (before, every restart sent it once more); a new stale
+// period is notified.
+func TestStaleNotifiedOnceAcrossRestarts(t *testing.T) {
+	cache := t.TempDir()
+	ctx := context.Background()
+	lastOK := runner.Result{Start: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Duration: time.Minute, Projects: []string{"shop"},
+		Targets: []runner.TargetResult{{Path: "/volumes/app/data", Kind: "volume"}}}
+	require.NoError(t, SaveLastRun(cache, lastOK, "daemon"))
+	start := func() (*daemon, *recorder) {
+		d := newTestDaemon(t, cache)
+		rec := &recorder{}
+		d.a.Alerts = Alerts{Notifier: rec, Stack: notify.Stack{Project: "shop"}, Log: d.a.Log}
+		d.refresh(true)
+		return d, rec
+	}
+	d, rec := start()
+	d.staleAlert(ctx, time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
+	require.Len(t, rec.texts(), 1)
+
+	d, rec = start()
+	d.staleAlert(ctx, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	assert.Empty(t, rec.texts(), "the same stale period, after a restart")
+
+	lastOK.Start = time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	require.NoError(t, SaveLastRun(cache, lastOK, "run-once"))
+	d, rec = start()
+	d.staleAlert(ctx, time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC))
+	assert.Len(t, rec.texts(), 1, "a new success that went stale is notified")
+}
+
 // Before any run, a sidecar that never succeeded goes stale from its start.
 func TestStaleWithoutRun(t *testing.T) {
 	d := newTestDaemon(t, t.TempDir())

@@ -292,9 +292,37 @@ func (d *daemon) staleAlert(ctx context.Context, now time.Time) {
 	}
 	d.staleSent, d.staleSince = true, st.since
 	d.mu.Unlock()
+	if !st.since.IsZero() {
+		// A restarted daemon must not notify the same stale period again.
+		if err := writeJSON(d.a.Config.CacheDir, StaleName, staleState{Notified: st.since}); err != nil {
+			d.a.Log.Warn("could not record the stale notification", "err", err)
+		}
+	}
 	d.a.Log.Warn("the last success is older than the schedule allows", "last_success", st.lastSuccess, "max_age", st.maxAge)
 	m := notify.StaleMessage(d.a.Alerts.Stack, st.lastSuccess, st.started, st.maxAge, st.lastErr)
 	d.delivered(d.a.Alerts.notify(ctx, m))
+}
+
+// StaleName is the file in the cache directory that remembers the last
+// success whose staleness was notified, across restarts.
+const StaleName = "platback-stale.json"
+
+type staleState struct {
+	Notified time.Time `json:"notified_stale_since"`
+}
+
+// loadStale reads which stale period was notified before this start.
+func (d *daemon) loadStale() {
+	var st staleState
+	found, err := readJSON(d.a.Config.CacheDir, StaleName, &st)
+	if err != nil {
+		d.a.Log.Warn("could not read the stale notification record", "err", err)
+	}
+	if found && !st.Notified.IsZero() {
+		d.mu.Lock()
+		d.staleSent, d.staleSince = true, st.Notified
+		d.mu.Unlock()
+	}
 }
 
 // ownRun applies a run of the daemon itself: the runner recorded its
@@ -334,6 +362,9 @@ func (d *daemon) fresh(h http.Handler) http.Handler {
 // applied yet: a `sidecar run-once` in this container, or (at start-up,
 // replayed) the last run before this daemon started.
 func (d *daemon) refresh(startup bool) {
+	if startup {
+		d.loadStale()
+	}
 	d.refreshCheck(startup)
 	d.refreshVerify(startup)
 	path := filepath.Join(d.a.Config.CacheDir, LastRunName)
