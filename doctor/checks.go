@@ -292,9 +292,7 @@ func (r *run) restic(ctx context.Context) {
 		r.repoWhy = r.credsWhy
 		return
 	}
-	env := r.creds.Env()
-	delete(env, vaultcreds.EnvResticRepository)
-	delete(env, vaultcreds.EnvCopyRepository)
+	env := r.env()
 	delete(env, vaultcreds.EnvCopyResticPassword)
 	r.repo, err = backup.Open(ctx, r.url, backup.Options{
 		Restic: r.o.Restic, Env: env, Host: r.host(), CacheDir: r.o.CacheDir, Logger: r.o.Logger,
@@ -303,6 +301,19 @@ func (r *run) restic(ctx context.Context) {
 	if err != nil {
 		r.repoWhy = err.Error()
 	}
+}
+
+// env is restic's environment from the credentials, as a run builds it:
+// no repository URLs, the region of Options.Region unless the credentials
+// set one.
+func (r *run) env() map[string]string {
+	env := r.creds.Env()
+	delete(env, vaultcreds.EnvResticRepository)
+	delete(env, vaultcreds.EnvCopyRepository)
+	if r.o.Region != "" && env["AWS_DEFAULT_REGION"] == "" && env["AWS_REGION"] == "" {
+		env["AWS_DEFAULT_REGION"] = r.o.Region
+	}
+	return env
 }
 
 func (r *run) host() string {
@@ -364,12 +375,10 @@ func (r *run) copyRepository(ctx context.Context) {
 		r.skip(name, r.credsWhy)
 		return
 	}
-	env := r.creds.Env()
+	env := r.env()
 	if pw := env[vaultcreds.EnvCopyResticPassword]; pw != "" {
 		env[vaultcreds.EnvResticPassword] = pw
 	}
-	delete(env, vaultcreds.EnvResticRepository)
-	delete(env, vaultcreds.EnvCopyRepository)
 	delete(env, vaultcreds.EnvCopyResticPassword)
 	shown := backup.RedactURL(url)
 	ctx, cancel := r.step(ctx)

@@ -86,6 +86,9 @@ type Options struct {
 	Credentials vaultcreds.Settings
 	// Repository is RESTIC_REPOSITORY; empty when Vault provides it.
 	Repository string
+	// Region is AWS_DEFAULT_REGION: the S3 region when the server needs
+	// one; a region in the credentials wins.
+	Region string
 	// CopyRepository is COPY_REPOSITORY, the second copy's repository;
 	// empty when there is none or Vault provides it (a field mapped to
 	// COPY_REPOSITORY).

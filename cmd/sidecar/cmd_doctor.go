@@ -44,7 +44,7 @@ when no check failed, 1 otherwise.`,
 				Docker: docker,
 				Discover: discover.Options{LabelPrefix: cfg.LabelPrefix, Projects: cfg.Projects, ExcludeBinds: cfg.ExcludeBinds,
 					Self: discover.SelfOptions{Project: cfg.Project, Container: cfg.Container}},
-				Credentials: cfg.Credentials, Repository: cfg.Repository, CopyRepository: cfg.CopyRepository, Schedule: cfg.Schedule, Host: cfg.Host,
+				Credentials: cfg.Credentials, Repository: cfg.Repository, CopyRepository: cfg.CopyRepository, Region: cfg.Region, Schedule: cfg.Schedule, Host: cfg.Host,
 				Restic: cfg.Restic, CacheDir: cfg.CacheDir, CreateBucket: cfg.CreateBucket, StepTimeout: step,
 				Logger: newLogger(os.Stderr, cfg),
 			})...))

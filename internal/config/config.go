@@ -39,6 +39,7 @@ type Var struct {
 // Env* constants name them, its package documentation explains them).
 var Vars = []Var{
 	{Name: "RESTIC_REPOSITORY", Doc: "restic repository URL, e.g. `s3:https://minio.internal/restic-stackback-app-bucket`. May come from Vault instead (field `repository`)."},
+	{Name: "AWS_DEFAULT_REGION", Aliases: []string{"AWS_REGION"}, Doc: "S3 region of the repository's bucket (and of COPY_REPOSITORY's), for S3 servers that refuse requests signed for another region (e.g. Garage: `garage`); given to restic and to the bucket check and creation. Empty: found from the bucket (MinIO needs none). A Vault field mapped to AWS_DEFAULT_REGION wins over it."},
 	{Name: "BACKUP_CRON", Aliases: []string{"CRON_SCHEDULE"}, Default: "0 2 * * *", Doc: "when to back up: 5-field cron, `@daily`-style, or `@every 6h`."},
 	{Name: "BACKUP_TZ", Aliases: []string{"TZ"}, Default: "UTC", Doc: "time zone of BACKUP_CRON, e.g. `Europe/Paris`."},
 	{Name: "BACKUP_STAGGER", Default: "0", Doc: "spread stacks sharing a cron: each run is shifted by a stable offset in [0, stagger) derived from the project name, e.g. `20m`."},
@@ -103,7 +104,10 @@ const MaxParallel = 16
 // Config is the checked configuration: the sidecar's settings and where
 // each run's credentials come from.
 type Config struct {
-	Repository    string // may be empty when Vault provides it
+	Repository string // may be empty when Vault provides it
+	// Region is AWS_DEFAULT_REGION (or AWS_REGION): the S3 region, when
+	// the server needs one; a Vault field mapped to it wins.
+	Region        string
 	Schedule      schedule.Spec
 	Policy        backup.Policy
 	RetentionCron string
@@ -256,6 +260,10 @@ func (l *loader) boolean(name string) bool {
 func (l *loader) repository(c *Config) {
 	vcfg, vaultOK := c.Credentials.Vault()
 	c.Repository = l.str("RESTIC_REPOSITORY")
+	c.Region = l.str("AWS_DEFAULT_REGION")
+	if strings.ContainsAny(c.Region, " /:") {
+		l.bad("AWS_DEFAULT_REGION", c.Region, "want an S3 region name such as us-east-1 or garage, not a URL")
+	}
 	switch {
 	case c.Repository != "":
 		if _, err := backup.ParseLocation(c.Repository); err != nil {

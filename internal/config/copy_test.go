@@ -93,3 +93,14 @@ func TestLoadCopy(t *testing.T) {
 		})
 	}
 }
+
+// AWS_DEFAULT_REGION (or AWS_REGION) is read; a URL in its place is
+// refused naming the variable.
+func TestLoadRegion(t *testing.T) {
+	c, err := Load(env(map[string]string{"RESTIC_REPOSITORY": "s3:https://garage.internal/app", "AWS_REGION": " garage "}))
+	require.NoError(t, err)
+	assert.Equal(t, "garage", c.Region)
+	_, err = Load(env(map[string]string{"RESTIC_REPOSITORY": "s3:https://garage.internal/app", "AWS_DEFAULT_REGION": "https://garage.internal"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `AWS_DEFAULT_REGION="https://garage.internal": want an S3 region name`)
+}

@@ -341,6 +341,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 	}
 	env := creds.Env()
 	delete(env, "RESTIC_REPOSITORY")
+	withRegion(env, rn.Config.Region)
 	second := rn.copyTarget(env, url, self)
 	repo, err := backup.Open(ctx, url, backup.Options{
 		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir,
@@ -371,6 +372,16 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		rn.removeLeftoverLocks(ctx, s)
 	}
 	return s, warnings, nil
+}
+
+// withRegion sets AWS_DEFAULT_REGION in restic's environment env to
+// region (AWS_DEFAULT_REGION of the sidecar), unless the credentials set a
+// region already (a Vault field mapped to it).
+func withRegion(env map[string]string, region string) {
+	if region == "" || env["AWS_DEFAULT_REGION"] != "" || env["AWS_REGION"] != "" {
+		return
+	}
+	env["AWS_DEFAULT_REGION"] = region
 }
 
 // removeLeftoverLocks removes the locks that this sidecar's killed restic
