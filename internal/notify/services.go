@@ -26,15 +26,11 @@ import (
 )
 
 // services are the shoutrrr services NOTIFICATION_URLS can use, by URL
-// scheme: a chosen set, not all of shoutrrr's, whose router links and
-// initialises every one of its ~25 services. Each costs 8–86 KB of the
-// stripped sidecar (telegram the most), the others together ~230 KB.
-// generic and smtp cost more than their size: they execute text/template
-// templates (a user's template, which platback never sets), and
-// text/template's reflect.Value.MethodByName makes the linker keep every
-// exported method of every type in the binary, about 5.5 MB. Adding a
-// service is a line here and in config's NOTIFICATION_URLS doc;
-// otherServices must then lose it.
+// scheme. They are chosen, not all of shoutrrr's: its router links and
+// initialises every one of its ~25 services, which made the idle daemon's
+// binary (and so its resident memory) several MB bigger. Adding one is a
+// line here and in config's NOTIFICATION_URLS doc; otherServices must then
+// lose it.
 var services = map[string]func() types.Service{
 	"discord":    func() types.Service { return &discord.Service{} },
 	"generic":    func() types.Service { return &generic.Service{} },
