@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 
 	"github.com/platback/platback/internal/attempts"
@@ -89,7 +90,7 @@ type Shoutrrr struct {
 
 type sender struct {
 	shown   string // the URL redacted, for logs
-	service types.Service
+	router  *router.ServiceRouter
 	secrets redact.Secrets
 }
 
@@ -99,11 +100,12 @@ func New(urls []string, o Options) (*Shoutrrr, error) {
 	o.Policy = o.Policy.WithDefaults()
 	n := &Shoutrrr{o: o}
 	for i, raw := range urls {
-		s, err := checkedService(raw)
+		r, err := newRouter(raw)
 		if err != nil {
 			return nil, fmt.Errorf("URL %d of %d (%s): %w", i+1, len(urls), RedactURL(raw), err)
 		}
-		n.senders = append(n.senders, sender{shown: RedactURL(raw), service: s, secrets: urlSecrets(raw)})
+		r.Timeout = o.Timeout
+		n.senders = append(n.senders, sender{shown: RedactURL(raw), router: r, secrets: urlSecrets(raw)})
 	}
 	return n, nil
 }
@@ -142,25 +144,24 @@ func (n *Shoutrrr) send(ctx context.Context, s sender, m Message) error {
 		if m.Title != "" {
 			params.SetTitle(m.Title)
 		}
-		return sendWithin(s.service, n.o.Timeout, m.Text, params)
+		return s.router.Send(m.Text, &params)[0]
 	})
 }
 
-// checkedService builds the shoutrrr service of one URL; its error says
-// what is wrong without the URL.
-func checkedService(raw string) (types.Service, error) {
-	s, err := newService(raw)
+// newRouter builds a shoutrrr router for one URL. Its errors are
+// shoutrrr's, which repeat the URL: CheckURL says what is wrong without it.
+func newRouter(raw string) (*router.ServiceRouter, error) {
+	r, err := router.New(nil, raw)
 	if err != nil {
 		return nil, urlProblem(raw, err)
 	}
-	return s, nil
+	return r, nil
 }
 
-// CheckURL reports whether raw is the URL of one of the Services and
-// shoutrrr can use it; the error says what is wrong and never holds the
-// URL or a part of it (they carry tokens).
+// CheckURL reports whether shoutrrr can use raw; the error says what is
+// wrong and never holds the URL or a part of it (they carry tokens).
 func CheckURL(raw string) error {
-	_, err := checkedService(raw)
+	_, err := newRouter(raw)
 	return err
 }
 
@@ -172,24 +173,16 @@ func urlProblem(raw string, err error) error {
 	switch {
 	case !strings.Contains(raw, "://"):
 		return fmt.Errorf("not a URL: want service://…, %s", example)
-	case errors.Is(err, errUnknownService):
-		return fmt.Errorf("shoutrrr has no service %q: want one of %s (see https://shoutrrr.nickfedor.com), %s", strings.ToLower(service), supported(), example)
-	case errors.Is(err, errNotIncluded):
-		return fmt.Errorf("platback does not include shoutrrr's %q service: want one of %s, %s", strings.ToLower(service), supported(), example)
-	case errors.Is(err, errNotURL):
+	case errors.Is(err, router.ErrUnknownService):
+		return fmt.Errorf("shoutrrr has no service %q: want one of its services (see https://shoutrrr.nickfedor.com), %s", strings.ToLower(service), example)
+	case errors.Is(err, router.ErrParseURLFailed):
 		return fmt.Errorf("not a valid URL: %s", example)
-	case errors.Is(err, errNoCustomURL):
+	case errors.Is(err, router.ErrCustomURLsNotSupported):
 		return fmt.Errorf("the %s service takes no %s+ form: write %s://…", service, service, service)
-	case errors.Is(err, errCustomURL), errors.Is(err, errInitialize):
+	case errors.Is(err, router.ErrCustomURLConversion), errors.Is(err, router.ErrInitializeFailed):
 		return fmt.Errorf("shoutrrr cannot use this %s URL: check its format in shoutrrr's documentation of the %s service", service, service)
 	}
 	return errors.New(urlSecrets(raw).String(err.Error()))
-}
-
-// supported lists Services for an error: "a, b, … or z".
-func supported() string {
-	s := Services()
-	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // RedactURL shows a notification URL without what may be a token: its
