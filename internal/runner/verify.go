@@ -326,9 +326,21 @@ type dbCount struct {
 // pgCountQuery counts, in one database, its tables and their rows exactly.
 const pgCountQuery = `SELECT count(*), coalesce(sum((xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint), 0) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`
 
-// mysqlCountQuery counts the databases, tables and rows (InnoDB's
-// estimate) of a mariadb or mysql server, system schemas left out.
-const mysqlCountQuery = `SELECT COUNT(DISTINCT table_schema), COUNT(*), COALESCE(SUM(table_rows), 0) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`
+// mysqlUserTables selects a mariadb or mysql server's own tables, system
+// schemas left out.
+const mysqlUserTables = `FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`
+
+// mysqlCountQuery counts the databases and tables of a mariadb or mysql
+// server (first line), then their rows exactly (second line): a
+// COUNT(*) of every table, summed in one prepared statement, since
+// information_schema's table_rows is only InnoDB's estimate (0 for a
+// table just loaded).
+const mysqlCountQuery = `SET SESSION group_concat_max_len = 1073741824;
+SELECT COUNT(DISTINCT table_schema), COUNT(*) ` + mysqlUserTables + `;
+SELECT COALESCE(GROUP_CONCAT(CONCAT('SELECT COUNT(*) AS c FROM ` + "`" + `', REPLACE(table_schema, '` + "`" + `', '` + "``" + `'), '` + "`.`" + `', REPLACE(table_name, '` + "`" + `', '` + "``" + `'), '` + "`" + `') SEPARATOR ' UNION ALL '), 'SELECT 0 AS c') INTO @platback_count ` + mysqlUserTables + `;
+SET @platback_count = CONCAT('SELECT COALESCE(SUM(c), 0) FROM (', @platback_count, ') AS t');
+PREPARE platback_count FROM @platback_count;
+EXECUTE platback_count;`
 
 // countDatabase counts what the throwaway server holds: databases other
 // than the image's own (postgres, templates), their tables and rows.
