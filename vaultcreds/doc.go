@@ -15,7 +15,9 @@
 //
 // Without Vault, RESTIC_PASSWORD(_FILE), AWS_ACCESS_KEY_ID(_FILE),
 // AWS_SECRET_ACCESS_KEY(_FILE) and RESTIC_REPOSITORY(_FILE) are read as
-// stack-back reads them.
+// stack-back reads them, and the optional COPY_RESTIC_PASSWORD(_FILE), the
+// password of the sidecar's second copy (with Vault, a field mapped to
+// COPY_RESTIC_PASSWORD).
 //
 // SettingsFromEnv reads the variables once and checks them all at start-up
 // (each secret file read once, to fail early when it is missing or empty);
