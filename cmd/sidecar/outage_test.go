@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -502,11 +503,20 @@ const (
 
 func startRestartableMinIO(t *testing.T) *restartableMinIO {
 	t.Helper()
-	m := &restartableMinIO{endpoint: "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t)), dir: t.TempDir()}
+	m := &restartableMinIO{dir: t.TempDir()}
+	// Another test's server may take a free port before this one binds it.
+	for attempt := 1; ; attempt++ {
+		m.endpoint = "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
+		err := m.launch(t)
+		if errors.Is(err, testbed.ErrPortTaken) && attempt < 3 {
+			continue
+		}
+		require.NoError(t, err)
+		break
+	}
 	var err error
 	m.client, err = minio.New(m.endpoint, &minio.Options{Creds: credentials.NewStaticV4(minioUser, minioSecret, "")})
 	require.NoError(t, err)
-	m.start(t)
 	t.Cleanup(func() {
 		if m.proc != nil {
 			m.proc.Stop()
@@ -517,13 +527,25 @@ func startRestartableMinIO(t *testing.T) *restartableMinIO {
 
 func (m *restartableMinIO) start(t *testing.T) {
 	t.Helper()
+	require.NoError(t, m.launch(t))
+}
+
+// launch starts the server on m.endpoint and waits until it answers.
+func (m *restartableMinIO) launch(t *testing.T) error {
+	t.Helper()
 	p, err := testbed.Launch(testbed.Tool(t, "minio"),
 		[]string{"server", "--quiet", "--address", m.endpoint, "--console-address", "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t)), filepath.Join(m.dir, "data")},
 		[]string{"MINIO_ROOT_USER=" + minioUser, "MINIO_ROOT_PASSWORD=" + minioSecret, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
 		filepath.Join(m.dir, "minio-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log"))
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
+	if err := p.WaitHTTP("http://"+m.endpoint+"/minio/health/ready", 60*time.Second, func(s int) bool { return s == 200 }); err != nil {
+		p.Stop()
+		return err
+	}
 	m.proc = p
-	require.NoError(t, p.WaitHTTP("http://"+m.endpoint+"/minio/health/ready", 60*time.Second, func(s int) bool { return s == 200 }))
+	return nil
 }
 
 // kill ends the server with SIGKILL, as a crash or an OOM kill would.

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +31,17 @@ type MinIO struct {
 // answers. Close stops it.
 func NewMinIO(dir string) (*MinIO, error) { return newMinIO(dir, "") }
 
+// newMinIO starts a server on a free port; when another test's server
+// took the port first (ErrPortTaken) it tries another.
+func newMinIO(dir, region string) (*MinIO, error) {
+	for attempt := 1; ; attempt++ {
+		m, err := launchMinIO(dir, region)
+		if !errors.Is(err, ErrPortTaken) || attempt == 3 {
+			return m, err
+		}
+	}
+}
+
 // StartMinIOInRegion is StartMinIO with the server's region set
 // (MINIO_SITE_REGION): requests signed for another region are refused,
 // as by S3 servers that need one (Garage).
@@ -43,7 +55,7 @@ func StartMinIOInRegion(tb testing.TB, region string) *MinIO {
 	return m
 }
 
-func newMinIO(dir, region string) (*MinIO, error) {
+func launchMinIO(dir, region string) (*MinIO, error) {
 	bin, err := ToolPath("minio")
 	if err != nil {
 		return nil, err

@@ -5,12 +5,15 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -143,8 +146,53 @@ func (p *Process) Stop() {
 	}
 }
 
+// ErrPortTaken is WaitHTTP's answer when the server that answered is not
+// the process: another test's server holds the port (a port FreeTCPPort
+// gave out can be taken again before the process binds it). Retry with
+// another port.
+var ErrPortTaken = errors.New("testbed: another process listens on the port")
+
+// ownsPort checks that the process listens on TCP port (a decimal string):
+// a listening socket in /proc/net/tcp(6) on that port whose inode is one of
+// the process's file descriptors. Without /proc it checks nothing.
+func (p *Process) ownsPort(port string) error {
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			return nil
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if v, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(v) == n {
+				inodes[f[9]] = true
+			}
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Cmd.Process.Pid))
+	if err != nil {
+		return nil
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.Cmd.Process.Pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok && inodes[strings.TrimSuffix(inode, "]")] {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %s, not %s", ErrPortTaken, port, filepath.Base(p.Cmd.Path))
+}
+
 // WaitHTTP polls url until ready(status) is true, the process exits or the
-// timeout passes.
+// timeout passes. A ready answer from a server that is not the process is
+// ErrPortTaken.
 func (p *Process) WaitHTTP(url string, timeout time.Duration, ready func(status int) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -153,7 +201,7 @@ func (p *Process) WaitHTTP(url string, timeout time.Duration, ready func(status 
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if ready(resp.StatusCode) {
-				return nil
+				return p.ownsPort(req.URL.Port())
 			}
 		}
 		if p.Exited() {
