@@ -476,9 +476,10 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 		res.Targets = slices.DeleteFunc(res.Targets, func(t TargetResult) bool { return errors.Is(t.Err, backup.ErrWrongPassword) })
 		return
 	}
+	ok := succeeded(s.Plan.Targets, res.Targets)
 	var forgot *backup.ForgetResult
 	if rn.Config.RetentionCron == "" {
-		forgot, res.Retention = rn.retention(ctx, s, succeeded(s.Plan.Targets, res.Targets))
+		forgot, res.Retention = rn.retention(ctx, s, ok)
 	}
 	rn.countSnapshots(ctx, s, forgot)
 	if rn.Config.Check {
@@ -489,7 +490,7 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 			res.Check = err.Error()
 		}
 	}
-	if ok := succeeded(s.Plan.Targets, res.Targets); len(ok) > 0 && s.copy.url != "" {
+	if len(ok) > 0 && s.copy.url != "" {
 		res.Copy = rn.copySnapshots(ctx, s, ok)
 	}
 }
