@@ -54,6 +54,30 @@ func TestDemo(t *testing.T) {
 		d.teardown(false)
 	}
 
+	// make demo leaves the product image for the user; the test removes the
+	// tags of it that it made (a tag that was there before stays).
+	sidecarTags := func() map[string]bool {
+		out, err := exec.Command("docker", "images", "platback/sidecar", "--format", "{{.Repository}}:{{.Tag}}").Output()
+		if err != nil {
+			t.Fatalf("docker images: %v", err)
+		}
+		tags := map[string]bool{}
+		for _, tag := range strings.Fields(string(out)) {
+			tags[tag] = true
+		}
+		return tags
+	}
+	before := sidecarTags()
+	t.Cleanup(func() {
+		for tag := range sidecarTags() {
+			if !before[tag] {
+				if out, err := exec.Command("docker", "rmi", tag).CombinedOutput(); err != nil {
+					t.Errorf("docker rmi %s: %v: %s", tag, err, out)
+				}
+			}
+		}
+	})
+
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if err := runDemo(ctx, false); err != nil {
