@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,13 +86,14 @@ func TestEnsureRepoSkipOpen(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, res.Initialized)
 			assert.True(t, res.Opened)
-			assert.Equal(t, []string{"version", "cat", "cat", "init", "cat"}, calls(), "a missing repository: as EnsureRepo")
+			assert.Equal(t, []string{"version", "init"}, calls(),
+				"a missing repository: the storage says the config file is absent, before and under the init locks, and the one key file after init proves no one else initialised it")
 
 			res, err = r.EnsureRepoWith(ctx, backup.EnsureOptions{SkipOpen: true})
 			require.NoError(t, err)
 			assert.False(t, res.Initialized)
 			assert.False(t, res.Opened)
-			assert.Len(t, calls(), 5, "an existing repository: no restic process")
+			assert.Len(t, calls(), 2, "an existing repository: no restic process")
 			require.NoError(t, r.VerifyPassword(ctx))
 
 			wrong := openRepo(t, url, backup.Options{Restic: bin, Env: rootEnv("not-the-password")})
@@ -104,7 +106,7 @@ func TestEnsureRepoSkipOpen(t *testing.T) {
 			_, err = wrong.Snapshots(ctx, backup.Filter{})
 			require.ErrorIs(t, err, backup.ErrWrongPassword, "the next command finds it")
 			assert.Contains(t, wrong.OpenError(err).Error(), "RESTIC_PASSWORD does not open it")
-			assert.NotContains(t, calls()[5:], "init", "a wrong password never initialises")
+			assert.NotContains(t, calls()[2:], "init", "a wrong password never initialises")
 		})
 	}
 }
@@ -205,4 +207,98 @@ func TestForgetOneCall(t *testing.T) {
 	assert.Len(t, res.Groups, 3)
 	assert.Equal(t, 3, all())
 	require.NoError(t, r.Check(ctx, backup.CheckOptions{}), "pruned in the same call, the repository is sound")
+}
+
+// After init, a repository holding more than one key file (another
+// initialiser, not using platback's locks, raced this one) is opened by
+// restic, as before: when the other initialiser's config file won, the
+// race is reported (ErrInitRace), not a wrong password later; when ours
+// won, the repository is ready.
+func TestEnsureRepoInitRaceFoundByKeyFiles(t *testing.T) {
+	ctx := context.Background()
+	restic := testbed.Tool(t, "restic")
+	other := filepath.Join(t.TempDir(), "other")
+	cmd := exec.Command(restic, "init", "-r", other)
+	cmd.Env = append(os.Environ(), "RESTIC_PASSWORD=the-other-initialisers-password")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	otherKeys, err := os.ReadDir(filepath.Join(other, "keys"))
+	require.NoError(t, err)
+	require.Len(t, otherKeys, 1)
+
+	for _, tc := range []struct {
+		name       string
+		otherWins  bool // the other initialiser's config replaced ours
+		wantErr    error
+		wantOpened bool
+	}{
+		{name: "our config won", wantOpened: true},
+		{name: "the other config won", otherWins: true, wantErr: backup.ErrInitRace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := filepath.Join(t.TempDir(), "repo")
+			// restic behind a script that, right after a successful init,
+			// writes the other initialiser's key (and config) into repo.
+			dir := t.TempDir()
+			log := filepath.Join(dir, "calls.log")
+			after := "cp '" + filepath.Join(other, "keys", otherKeys[0].Name()) + "' '" + filepath.Join(repo, "keys") + "/'"
+			if tc.otherWins {
+				after += " && cp '" + filepath.Join(other, "config") + "' '" + filepath.Join(repo, "config") + "'"
+			}
+			bin := filepath.Join(dir, "restic")
+			script := "#!/bin/sh\necho \"$1\" >> '" + log + "'\n'" + restic + "' \"$@\" || exit $?\n" +
+				"if [ \"$1\" = init ]; then " + after + "; fi\n"
+			require.NoError(t, os.WriteFile(bin, []byte(script), 0o755))
+
+			r := openRepo(t, repo, backup.Options{Restic: bin, Env: rootEnv("race-by-keys-pass")})
+			res, err := r.EnsureRepoWith(ctx, backup.EnsureOptions{SkipOpen: true})
+			calls, rerr := os.ReadFile(log)
+			require.NoError(t, rerr)
+			assert.Equal(t, []string{"version", "init", "cat"}, strings.Fields(string(calls)), "two key files after init: restic opens the repository")
+			assert.True(t, res.Initialized)
+			assert.Equal(t, tc.wantOpened, res.Opened)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+		})
+	}
+}
+
+// Short-lived processes sharing a cache directory (each `sidecar run-once`)
+// ask restic its version once per binary file: the answer is kept in the
+// cache directory, and asked again when the file changed or the kept
+// answer is not a supported version.
+func TestResticVersionRememberedInCacheDir(t *testing.T) {
+	ctx := context.Background()
+	bin, calls := countingRestic(t)
+	env := map[string]string{"RESTIC_PASSWORD": "pw"}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	cache := t.TempDir()
+	open := func(cacheDir string) {
+		t.Helper()
+		backup.ForgetVersionChecks() // as a new process
+		r, err := backup.Open(ctx, repoDir, backup.Options{Restic: bin, Env: env, CacheDir: cacheDir})
+		require.NoError(t, err)
+		assert.Equal(t, "0.19.1", r.Version)
+	}
+	open(cache)
+	open(cache)
+	assert.Equal(t, []string{"version"}, calls(), "a second process with the same cache runs no `restic version`")
+	open(t.TempDir())
+	assert.Len(t, calls(), 2, "another cache directory knows nothing")
+
+	later := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(bin, later, later))
+	open(cache)
+	open(cache)
+	assert.Len(t, calls(), 3, "the binary changed: asked once again")
+
+	file := filepath.Join(cache, "platback-restic-version.json")
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file, []byte(strings.Replace(string(b), "0.19.1", "0.16.4", 1)), 0o600))
+	open(cache)
+	assert.Len(t, calls(), 4, "a kept answer that is not a supported version is not trusted")
 }

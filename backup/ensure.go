@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,37 +96,83 @@ func (r *Repo) EnsureRepoWith(ctx context.Context, o EnsureOptions) (EnsureResul
 		res.Warnings = r.logLifecycle(res.ExpirationRules, res.LifecycleErr)
 		s3 = c
 	}
-	if o.SkipOpen && r.hasConfig(ctx, s3) {
+	config := r.configFile(ctx, s3)
+	if o.SkipOpen && config == configPresent {
 		return res, nil
 	}
-	err := r.catConfig(ctx)
-	if err == nil {
-		res.Opened = true
-		return res, nil
+	if config != configAbsent {
+		// Only restic can tell a missing repository from one it cannot
+		// open; a config file S3 or the file system says is absent needs
+		// no restic process to know it.
+		err := r.catConfig(ctx)
+		if err == nil {
+			res.Opened = true
+			return res, nil
+		}
+		if !errors.Is(err, ErrRepoNotFound) {
+			return res, r.OpenError(err)
+		}
 	}
-	if !errors.Is(err, ErrRepoNotFound) {
-		return res, r.OpenError(err)
-	}
-	res.Initialized, err = r.initExclusive(ctx, s3, o.ChunkerFrom)
-	res.Opened = err == nil
+	var err error
+	res.Initialized, res.Opened, err = r.initExclusive(ctx, s3, o)
 	return res, err
 }
 
-// hasConfig tells whether the repository's config file exists, without
-// restic: a stat for a local repository, a HEAD request for S3 (s3 is the
-// bucket's client). Anything else, or any doubt, is false.
-func (r *Repo) hasConfig(ctx context.Context, s3 *minio.Client) bool {
+// configState is what the storage says of a repository's config file.
+type configState int
+
+const (
+	configUnknown configState = iota // not asked (another backend), or no clear answer
+	configPresent
+	configAbsent // a stat's ENOENT, or S3's NoSuchKey
+)
+
+// configFile asks the storage, without restic, whether the repository's
+// config file exists: a stat for a local repository, a HEAD request for S3
+// (s3 is the bucket's client). Any doubt is configUnknown.
+func (r *Repo) configFile(ctx context.Context, s3 *minio.Client) configState {
 	switch {
 	case r.loc.Kind == "local":
 		st, err := os.Stat(filepath.Join(r.loc.Path, "config"))
-		return err == nil && st.Mode().IsRegular()
+		switch {
+		case err == nil && st.Mode().IsRegular():
+			return configPresent
+		case errors.Is(err, fs.ErrNotExist):
+			return configAbsent
+		}
 	case r.loc.Kind == "s3" && s3 != nil:
 		sctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
 		defer cancel()
 		_, err := s3.StatObject(sctx, r.loc.Bucket, r.loc.key("config"), minio.StatObjectOptions{})
-		return err == nil
+		switch {
+		case err == nil:
+			return configPresent
+		case minio.ToErrorResponse(err).Code == "NoSuchKey":
+			return configAbsent
+		}
 	}
-	return false
+	return configUnknown
+}
+
+// keyFiles counts the repository's key files without restic (local and S3
+// only; ok is false otherwise or on any error).
+func (r *Repo) keyFiles(ctx context.Context, s3 *minio.Client) (n int, ok bool) {
+	switch {
+	case r.loc.Kind == "local":
+		entries, err := os.ReadDir(filepath.Join(r.loc.Path, "keys"))
+		return len(entries), err == nil
+	case r.loc.Kind == "s3" && s3 != nil:
+		sctx, cancel := context.WithTimeout(ctx, r.opts.Timeouts.Open)
+		defer cancel()
+		for obj := range s3.ListObjects(sctx, r.loc.Bucket, minio.ListObjectsOptions{Prefix: r.loc.key("keys/"), Recursive: true}) {
+			if obj.Err != nil {
+				return 0, false
+			}
+			n++
+		}
+		return n, true
+	}
+	return 0, false
 }
 
 // VerifyPassword opens the repository with restic, without a lock, to
@@ -243,14 +290,24 @@ func (r *Repo) OpenError(err error) error {
 var errRepoAppeared = errors.New("repository appeared")
 
 // initExclusive initialises the repository while holding the init locks,
-// and verifies it opens. It reports whether this call initialised it.
-// With from, it takes from's chunker parameters.
-func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client, from *Repo) (bool, error) {
+// and verifies it opens. It reports whether this call initialised it and
+// whether a restic process of it opened the repository with the password.
+// With o.ChunkerFrom, it takes that repository's chunker parameters.
+//
+// The checks cost no key derivation where the storage can answer them
+// (local and S3): under the locks, a config file that appeared means
+// another process initialised the repository (with o.SkipOpen that is
+// enough; the caller's next restic command opens it); after init, the
+// config file and exactly one key file mean no one else initialised it at
+// the same time (an initialiser without these locks, plain restic for
+// one, would have added its own key). Any other answer, or another
+// backend, asks restic (`cat config`), as it always did.
+func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client, o EnsureOptions) (initialized, opened bool, err error) {
 	init := invocation{command: "init", json: true, timeout: r.opts.Timeouts.Init, onLine: discard}
-	if from != nil {
-		env, secrets, err := r.fromEnv(from)
+	if o.ChunkerFrom != nil {
+		env, secrets, err := r.fromEnv(o.ChunkerFrom)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		init.args, init.env, init.redact = []string{"--copy-chunker-params"}, env, &secrets
 	}
@@ -259,34 +316,41 @@ func (r *Repo) initExclusive(ctx context.Context, s3 *minio.Client, from *Repo) 
 
 	unlock, err := r.localInitLock(ctx)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer unlock()
 	if s3 != nil {
 		release, err := r.s3InitLock(ctx, s3)
 		if errors.Is(err, errRepoAppeared) {
-			return false, nil
+			return false, true, nil
 		}
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		defer release()
 	}
 	// Someone may have finished an init while we waited for the locks.
-	switch err := r.catConfig(ctx); {
-	case err == nil:
-		return false, nil
-	case !errors.Is(err, ErrRepoNotFound):
-		return false, r.OpenError(err)
+	switch config := r.configFile(ctx, s3); {
+	case config == configPresent && o.SkipOpen:
+		return false, false, nil
+	case config != configAbsent:
+		switch err := r.catConfig(ctx); {
+		case err == nil:
+			return false, true, nil
+		case !errors.Is(err, ErrRepoNotFound):
+			return false, false, r.OpenError(err)
+		}
 	}
 	if err := r.run(ctx, init); err != nil {
-		return false, fmt.Errorf("initialise repository %s: %w", redactURL(r.url), err)
+		return false, false, fmt.Errorf("initialise repository %s: %w", redactURL(r.url), err)
 	}
-	if err := r.catConfig(ctx); err != nil {
-		return true, fmt.Errorf("%w: %s: %v", ErrInitRace, redactURL(r.url), err)
+	if keys, ok := r.keyFiles(ctx, s3); !ok || keys != 1 || r.configFile(ctx, s3) != configPresent {
+		if err := r.catConfig(ctx); err != nil {
+			return true, false, fmt.Errorf("%w: %s: %v", ErrInitRace, redactURL(r.url), err)
+		}
 	}
 	r.log.Info("initialised repository", "repository", redactURL(r.url))
-	return true, nil
+	return true, true, nil
 }
 
 // localInitLock serialises initialisers on this host with a file lock.

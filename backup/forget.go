@@ -56,6 +56,13 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// KeepsNewest reports whether the policy keeps the newest snapshot of
+// every group whatever the group holds: it has keep-within (counted back
+// from that snapshot) or a count. A keep-tag-only policy does not.
+func (p Policy) KeepsNewest() bool {
+	return p.Within != "" || p.Last > 0 || p.Hourly > 0 || p.Daily > 0 || p.Weekly > 0 || p.Monthly > 0 || p.Yearly > 0
+}
+
 func (p Policy) args() []string {
 	var args []string
 	if p.Within != "" {

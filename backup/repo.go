@@ -2,10 +2,13 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -40,7 +43,10 @@ type Options struct {
 	// image). RemoveLocksOf(Owner) later removes exactly the locks such a
 	// process left when it was killed.
 	Owner string
-	// CacheDir is restic's cache directory; default restic's own.
+	// CacheDir is restic's cache directory; default restic's own. Open
+	// also keeps there which restic binary file it checked (`restic
+	// version` runs once per file, not once per process), and EnsureRepo
+	// its local init lock.
 	CacheDir string
 	// CreateBucket allows EnsureRepo to create a missing S3 bucket.
 	CreateBucket bool
@@ -202,11 +208,66 @@ func (r *Repo) resticVersion(ctx context.Context) (string, error) {
 	if v, ok := checkedVersions.Load(key); ok {
 		return v.(string), nil
 	}
+	if v, ok := r.cachedVersion(key); ok {
+		checkedVersions.Store(key, v)
+		return v, nil
+	}
 	v, err := r.runVersion(ctx)
 	if err == nil {
 		checkedVersions.Store(key, v)
+		r.cacheVersion(key, v)
 	}
 	return v, err
+}
+
+// versionFile is where Options.CacheDir remembers the last binary file
+// `restic version` checked, so that short-lived processes sharing the
+// cache (each `sidecar run-once`) do not start restic to ask again.
+const versionFile = "platback-restic-version.json"
+
+type cachedVersion struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	ModTimeNS int64  `json:"mod_time_ns"`
+	Version   string `json:"version"`
+}
+
+// cachedVersion is the version versionFile holds for key, if any (and
+// still a supported one).
+func (r *Repo) cachedVersion(key binaryFile) (string, bool) {
+	if r.opts.CacheDir == "" {
+		return "", false
+	}
+	b, err := os.ReadFile(filepath.Join(r.opts.CacheDir, versionFile))
+	if err != nil {
+		return "", false
+	}
+	var c cachedVersion
+	if json.Unmarshal(b, &c) != nil || c.Path != key.path || c.Size != key.size || c.ModTimeNS != key.modTime.UnixNano() {
+		return "", false
+	}
+	v, err := checkVersion("restic " + c.Version)
+	return v, err == nil
+}
+
+// cacheVersion writes versionFile (atomically; a failure only costs a
+// `restic version` next time).
+func (r *Repo) cacheVersion(key binaryFile, v string) {
+	if r.opts.CacheDir == "" {
+		return
+	}
+	b, _ := json.Marshal(cachedVersion{Path: key.path, Size: key.size, ModTimeNS: key.modTime.UnixNano(), Version: v})
+	tmp, err := os.CreateTemp(r.opts.CacheDir, versionFile+".*")
+	if err != nil {
+		r.log.Debug("could not remember the restic version", "err", err)
+		return
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Rename(tmp.Name(), filepath.Join(r.opts.CacheDir, versionFile))); err != nil {
+		_ = os.Remove(tmp.Name())
+		r.log.Debug("could not remember the restic version", "err", err)
+	}
 }
 
 func (r *Repo) runVersion(ctx context.Context) (string, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/platback/platback/backup"
 	"github.com/platback/platback/discover"
 	"github.com/platback/platback/internal/config"
+	"github.com/platback/platback/internal/metrics"
 	"github.com/platback/platback/internal/stopstate"
 )
 
@@ -228,6 +229,35 @@ func TestRunDecisions(t *testing.T) {
 		assert.Empty(t, steps.forgotten)
 	})
 
+	t.Run("a run that created the repository needs no forget: each target's first snapshot is kept and counted", func(t *testing.T) {
+		for _, tc := range []struct {
+			policy  backup.Policy
+			forgets int
+		}{
+			{backup.Policy{Last: 1}, 0},
+			{backup.Policy{Within: "1d"}, 0},
+			{backup.Policy{Daily: 7, Tags: []string{"keep"}}, 0},
+			{backup.Policy{Tags: []string{"keep"}}, 1}, // restic decides: it may refuse to empty a group
+		} {
+			rn, _, steps := testRunner(t, config.Config{Policy: tc.policy})
+			rn.Metrics = metrics.New("p", "test", "0.19.1")
+			steps.fail["/volumes/b/y"] = errors.New("backup of /volumes/b/y failed")
+			s := session(vol("/volumes/a/x"), vol("/volumes/b/y"), dump("/databases/pg/all.sql"))
+			s.initialized = true
+			var res Result
+			rn.runSession(context.Background(), s, &res)
+			require.Len(t, res.Targets, 3)
+			assert.Equal(t, tc.forgets, steps.forgets, "policy %s", tc.policy)
+			if tc.forgets > 0 {
+				continue
+			}
+			assert.Empty(t, res.Retention)
+			for path, want := range map[string]float64{"/volumes/a/x": 1, "/volumes/b/y": 0, "/databases/pg/all.sql": 1} {
+				assert.Equal(t, want, snapshotMetric(t, rn.Metrics, path), "%s, policy %s", path, tc.policy)
+			}
+		}
+	})
+
 	t.Run("PLATBACK_PARALLEL bounds the workers and dumps at once and shares out the volumes that need no stop; a window stays in order", func(t *testing.T) {
 		rn, engine, steps := testRunner(t, config.Config{Parallel: 3})
 		var targets []discover.Target
@@ -334,4 +364,25 @@ func TestResultErrorsSurviveJSON(t *testing.T) {
 	assert.EqualError(t, back.Targets[0].Err, "worker: "+backup.ErrLocked.Error())
 	assert.NoError(t, back.Targets[1].Err)
 	assert.False(t, back.OK())
+}
+
+// snapshotMetric is platback_snapshots of target.
+func snapshotMetric(t *testing.T, m *metrics.Metrics, target string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "platback_snapshots" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				if lp.GetName() == "target" && lp.GetValue() == target {
+					return s.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no platback_snapshots{target=%q}", target)
+	return 0
 }

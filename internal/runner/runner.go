@@ -242,6 +242,9 @@ type Session struct {
 	// opened: a restic process of this session opened the repository with
 	// its password (EnsureRepo, a backup, VerifyPassword).
 	opened bool
+	// initialized: this session created the repository (its snapshots
+	// are the session's own).
+	initialized bool
 	// unusable is the error that makes every restic process of the session
 	// fail alike (a wrong password), once one met it.
 	unusable error
@@ -354,7 +357,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		return nil, nil, err
 	}
 	var warnings []string
-	opened := false
+	opened, initialized := false, false
 	if o.Ensure {
 		// The repository is opened with the password only when its config
 		// file is missing: otherwise the run's first restic process proves
@@ -364,10 +367,10 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 		if err != nil {
 			return nil, nil, err
 		}
-		warnings, opened = res.Warnings, res.Opened
+		warnings, opened, initialized = res.Warnings, res.Opened, res.Initialized
 	}
 	s := &Session{Repo: repo, Plan: plan, Host: host, Env: env, URL: url, repoMount: repoMount, owners: owners, self: self, opened: opened,
-		copy: second}
+		initialized: initialized, copy: second}
 	if !o.Shared {
 		rn.removeLeftoverLocks(ctx, s)
 	}
@@ -478,7 +481,11 @@ func (rn *Runner) runSession(ctx context.Context, s *Session, res *Result) {
 	}
 	ok := succeeded(s.Plan.Targets, res.Targets)
 	var forgot *backup.ForgetResult
-	if rn.Config.RetentionCron == "" {
+	switch {
+	case rn.Config.RetentionCron != "":
+	case s.initialized && rn.Config.Policy.KeepsNewest():
+		forgot = rn.firstRetention(s, res.Targets)
+	default:
 		forgot, res.Retention = rn.retention(ctx, s, ok)
 	}
 	rn.countSnapshots(ctx, s, forgot)
@@ -1095,6 +1102,35 @@ func (rn *Runner) retention(ctx context.Context, s *Session, targets []discover.
 	}
 	rn.Log.Info("retention", "targets", len(targets), "kept", res.Kept, "removed", res.Removed, "duration", d.Round(time.Millisecond))
 	return &res, nil
+}
+
+// firstRetention is the retention of a run that initialised the
+// repository, without restic: each succeeded target's group holds the one
+// snapshot this run made, and a policy that keeps each group's newest
+// snapshot (Policy.KeepsNewest) keeps it. What restic's forget would have
+// said is returned for countSnapshots, and saves its process and key
+// derivation.
+func (rn *Runner) firstRetention(s *Session, results []TargetResult) *backup.ForgetResult {
+	forgot := &backup.ForgetResult{}
+	now := time.Now()
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		t := s.Plan.Targets[i]
+		g := backup.ForgetGroup{Host: s.Host, Paths: []string{t.Path}, Tags: t.Tags}
+		if r.SnapshotID != "" {
+			g.Keep = []backup.Snapshot{{ID: r.SnapshotID}}
+		}
+		forgot.Groups = append(forgot.Groups, g)
+		forgot.Kept += len(g.Keep)
+		rn.record(metrics.Phase{Target: t.Path, Kind: string(t.Kind), Phase: metrics.PhaseForget, Start: now})
+	}
+	if len(forgot.Groups) > 0 {
+		rn.Log.Info("retention", "targets", len(forgot.Groups), "kept", forgot.Kept, "removed", 0,
+			"why", "this run created the repository: each target holds its first snapshot, which the policy keeps")
+	}
+	return forgot
 }
 
 // countSnapshots updates the snapshot-count metric of every target: from

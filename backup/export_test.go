@@ -1,0 +1,5 @@
+package backup
+
+// ForgetVersionChecks forgets the restic versions this process checked, as
+// a new process would start.
+func ForgetVersionChecks() { checkedVersions.Clear() }
