@@ -276,6 +276,7 @@ func TestResticVersionRememberedInCacheDir(t *testing.T) {
 	env := map[string]string{"RESTIC_PASSWORD": "pw"}
 	repoDir := filepath.Join(t.TempDir(), "repo")
 	cache := t.TempDir()
+	backup.ForgetVersionChecks()
 	open := func(cacheDir string) {
 		t.Helper()
 		backup.ForgetVersionChecks() // as a new process
@@ -283,9 +284,15 @@ func TestResticVersionRememberedInCacheDir(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "0.19.1", r.Version)
 	}
+	_, err := backup.ResticVersion(ctx, bin) // a check without a cache directory (a daemon's start-up)
+	require.NoError(t, err)
+	r, err := backup.Open(ctx, repoDir, backup.Options{Restic: bin, Env: env, CacheDir: cache})
+	require.NoError(t, err)
+	assert.Equal(t, "0.19.1", r.Version)
+	assert.Equal(t, []string{"version"}, calls())
 	open(cache)
 	open(cache)
-	assert.Equal(t, []string{"version"}, calls(), "a second process with the same cache runs no `restic version`")
+	assert.Equal(t, []string{"version"}, calls(), "a later process with the same cache runs no `restic version`: the Open that found the version checked already wrote it there")
 	open(t.TempDir())
 	assert.Len(t, calls(), 2, "another cache directory knows nothing")
 

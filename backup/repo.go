@@ -206,6 +206,11 @@ func (r *Repo) resticVersion(ctx context.Context) (string, error) {
 	}
 	key := binaryFile{path: r.bin, size: st.Size(), modTime: st.ModTime()}
 	if v, ok := checkedVersions.Load(key); ok {
+		if _, kept := r.cachedVersion(key); !kept {
+			// Checked before this Open had a cache directory (a daemon's
+			// start-up): tell the processes that share it.
+			r.cacheVersion(key, v.(string))
+		}
 		return v.(string), nil
 	}
 	if v, ok := r.cachedVersion(key); ok {

@@ -78,10 +78,11 @@ networks:
 
 // TestRunCost counts what one run costs beyond restic's own backups: the
 // worker containers (one per stop window, one for the volumes that need no
-// stop) and the restic processes (no `restic version` in the workers, no
-// `cat config` when the repository is there, one `forget` for all the
-// targets, no `snapshots` to count them), and reports the wall time of
-// unchanged runs.
+// stop) and the restic processes (on a first run only init before the
+// backups and no forget; no `restic version` once the cache knows the
+// binary, none in the workers, no `cat config` when the repository is
+// there, one `forget` for all the targets, no `snapshots` to count them),
+// and reports the wall time of unchanged runs.
 func TestRunCost(t *testing.T) {
 	t.Parallel() // a stack of its own; the package runs two at a time
 	if testing.Short() {
@@ -128,7 +129,17 @@ func TestRunCost(t *testing.T) {
 		return c
 	}
 
+	// The daemon's start-up check (its `restic version`, a `cat config`
+	// that finds no repository) is done before the runs are counted.
+	waitFor(t, 2*time.Minute, "the start-up check", func() bool {
+		return strings.Contains(containerLogs(t, cli, side), "start-up check passed")
+	})
 	first := run(t)
+	assert.Equal(t, 2, first.workers)
+	assert.Equal(t, []string{
+		"sidecar init",
+		"worker backup", "worker backup", "worker backup", "worker backup", "worker backup",
+	}, first.restic, "a first run: init (the storage says there is no config file, and one key file after init), the backups; no version (the daemon checked the binary and the cache remembers it), no forget (each target has its first snapshot)")
 	t.Logf("first run: %s, %d worker container(s), %d restic process(es): %s", first.took.Round(time.Millisecond), first.workers, len(first.restic), strings.Join(first.restic, ", "))
 	var unchanged []cost
 	for range 3 {
@@ -147,9 +158,8 @@ func TestRunCost(t *testing.T) {
 	assert.Equal(t, 2, c.workers, "one worker for the volumes that need no stop, one for the stop window")
 	assert.Equal(t, []string{
 		"sidecar forget", // retention of every target: one dry run; nothing to remove
-		"sidecar version",
 		"worker backup", "worker backup", "worker backup", "worker backup", "worker backup",
-	}, c.restic, "one restic process per target, one forget, no cat config, no version in the workers, no snapshots")
+	}, c.restic, "one restic process per target, one forget, no cat config, no version (remembered in the cache), none in the workers, no snapshots")
 
 	t.Run("a worker killed half-way fails only the targets it had not finished, and its lock goes", func(t *testing.T) {
 		code, out, planLog := execSplit(t, cli, side, nil, "sidecar", "plan", "--json")
