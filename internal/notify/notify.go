@@ -1,7 +1,9 @@
 // Package notify tells people when a backup needs them: it turns run
 // outcomes (and a backup gone stale, a failing start-up check) into short
 // messages naming the stack, the targets, the cause and the fix, and sends
-// them through shoutrrr to the URLs of NOTIFICATION_URLS.
+// them to the URLs of NOTIFICATION_URLS: shoutrrr's URLs and services (its
+// generic webhooks and smtp e-mail read by shoutrrr and sent by this
+// package; see services.go).
 package notify
 
 import (
@@ -11,9 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-
-	"github.com/nicholas-fedor/shoutrrr/pkg/router"
-	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 
 	"github.com/platback/platback/internal/attempts"
 	"github.com/platback/platback/internal/redact"
@@ -90,7 +89,7 @@ type Shoutrrr struct {
 
 type sender struct {
 	shown   string // the URL redacted, for logs
-	router  *router.ServiceRouter
+	svc     service
 	secrets redact.Secrets
 }
 
@@ -100,12 +99,11 @@ func New(urls []string, o Options) (*Shoutrrr, error) {
 	o.Policy = o.Policy.WithDefaults()
 	n := &Shoutrrr{o: o}
 	for i, raw := range urls {
-		r, err := newRouter(raw)
+		svc, err := checkedService(raw)
 		if err != nil {
 			return nil, fmt.Errorf("URL %d of %d (%s): %w", i+1, len(urls), RedactURL(raw), err)
 		}
-		r.Timeout = o.Timeout
-		n.senders = append(n.senders, sender{shown: RedactURL(raw), router: r, secrets: urlSecrets(raw)})
+		n.senders = append(n.senders, sender{shown: RedactURL(raw), svc: svc, secrets: urlSecrets(raw)})
 	}
 	return n, nil
 }
@@ -140,28 +138,23 @@ func (n *Shoutrrr) Notify(ctx context.Context, m Message) Delivery {
 
 func (n *Shoutrrr) send(ctx context.Context, s sender, m Message) error {
 	return attempts.Do(ctx, n.o.Policy, func() error {
-		params := types.Params{}
-		if m.Title != "" {
-			params.SetTitle(m.Title)
-		}
-		return s.router.Send(m.Text, &params)[0]
+		return s.svc.send(ctx, m, n.o.Timeout)
 	})
 }
 
-// newRouter builds a shoutrrr router for one URL. Its errors are
-// shoutrrr's, which repeat the URL: CheckURL says what is wrong without it.
-func newRouter(raw string) (*router.ServiceRouter, error) {
-	r, err := router.New(nil, raw)
+// checkedService is newService with its error explained without the URL.
+func checkedService(raw string) (service, error) {
+	svc, err := newService(strings.TrimSpace(raw))
 	if err != nil {
 		return nil, urlProblem(raw, err)
 	}
-	return r, nil
+	return svc, nil
 }
 
-// CheckURL reports whether shoutrrr can use raw; the error says what is
+// CheckURL reports whether raw can be sent to; the error says what is
 // wrong and never holds the URL or a part of it (they carry tokens).
 func CheckURL(raw string) error {
-	_, err := newRouter(raw)
+	_, err := checkedService(raw)
 	return err
 }
 
@@ -173,13 +166,15 @@ func urlProblem(raw string, err error) error {
 	switch {
 	case !strings.Contains(raw, "://"):
 		return fmt.Errorf("not a URL: want service://…, %s", example)
-	case errors.Is(err, router.ErrUnknownService):
+	case errors.Is(err, errUnknownService):
 		return fmt.Errorf("shoutrrr has no service %q: want one of its services (see https://shoutrrr.nickfedor.com), %s", strings.ToLower(service), example)
-	case errors.Is(err, router.ErrParseURLFailed):
+	case errors.Is(err, errLoggerService):
+		return errors.New("shoutrrr's logger service is not offered: the sidecar's log already shows every notification that fails; use a service that reaches people")
+	case errors.Is(err, errParseURL):
 		return fmt.Errorf("not a valid URL: %s", example)
-	case errors.Is(err, router.ErrCustomURLsNotSupported):
+	case errors.Is(err, errCustomURL):
 		return fmt.Errorf("the %s service takes no %s+ form: write %s://…", service, service, service)
-	case errors.Is(err, router.ErrCustomURLConversion), errors.Is(err, router.ErrInitializeFailed):
+	case errors.Is(err, errCustomURLConvert), errors.Is(err, errServiceInitialize):
 		return fmt.Errorf("shoutrrr cannot use this %s URL: check its format in shoutrrr's documentation of the %s service", service, service)
 	}
 	return errors.New(urlSecrets(raw).String(err.Error()))
