@@ -309,37 +309,3 @@ func TestResticVersionRememberedInCacheDir(t *testing.T) {
 	open(cache)
 	assert.Len(t, calls(), 4, "a kept answer that is not a supported version is not trusted")
 }
-
-// restic's temporary files (the packs it fills before uploading them) go
-// to Options.TempDir, which Open creates: the sidecar and its workers give
-// a directory on their cache volume, as the container's own filesystem
-// made a dump's backup a fifth slower.
-func TestTempDir(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "tmpdirs.log")
-	bin := filepath.Join(dir, "restic")
-	script := "#!/bin/sh\necho \"$1 $TMPDIR\" >> '" + log + "'\nexec '" + testbed.Tool(t, "restic") + "' \"$@\"\n"
-	require.NoError(t, os.WriteFile(bin, []byte(script), 0o755))
-	cache := filepath.Join(dir, "cache")
-	tmp := backup.TempDirIn(cache)
-	assert.Equal(t, filepath.Join(cache, "tmp"), tmp)
-	assert.Empty(t, backup.TempDirIn(""))
-
-	r := openRepo(t, filepath.Join(dir, "repo"), backup.Options{Restic: bin, Env: rootEnv("tmpdir-pass"), CacheDir: cache, TempDir: tmp})
-	st, err := os.Stat(tmp)
-	require.NoError(t, err, "Open creates it")
-	assert.True(t, st.IsDir())
-	_, err = r.EnsureRepo(ctx)
-	require.NoError(t, err)
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o600))
-	_, err = r.Backup(ctx, []string{src}, backup.BackupOptions{})
-	require.NoError(t, err)
-	b, err := os.ReadFile(log)
-	require.NoError(t, err)
-	assert.Contains(t, string(b), "backup "+tmp+"\n")
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		assert.True(t, strings.HasSuffix(line, " "+tmp), "every restic process: %q", line)
-	}
-}

@@ -48,11 +48,6 @@ type Options struct {
 	// version` runs once per file, not once per process), and EnsureRepo
 	// its local init lock.
 	CacheDir string
-	// TempDir is where restic keeps its temporary files (TMPDIR: the packs
-	// it fills before it uploads them); default the system's. Open creates
-	// it. In a container, give it a directory on a volume: the container's
-	// own filesystem (overlay) slowed a 400 MB dump's backup by a fifth.
-	TempDir string
 	// CreateBucket allows EnsureRepo to create a missing S3 bucket.
 	CreateBucket bool
 	// CACertFile and InsecureTLS configure TLS to an https S3 endpoint, for
@@ -156,11 +151,6 @@ func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 	if env["RESTIC_PASSWORD"] == "" && env["RESTIC_PASSWORD_FILE"] == "" && env["RESTIC_PASSWORD_COMMAND"] == "" {
 		return nil, fmt.Errorf("no repository password: set RESTIC_PASSWORD (or RESTIC_PASSWORD_FILE) in Options.Env")
 	}
-	if opts.TempDir != "" {
-		if err := os.MkdirAll(opts.TempDir, 0o700); err != nil {
-			return nil, fmt.Errorf("restic's temporary directory: %w", err)
-		}
-	}
 	r := &Repo{url: repoURL, loc: loc, opts: opts, bin: bin, log: opts.Logger, redact: newRedactor(env)}
 	if opts.ResticVersion != "" {
 		r.Version, err = checkVersion("restic " + opts.ResticVersion)
@@ -171,16 +161,6 @@ func Open(ctx context.Context, repoURL string, opts Options) (*Repo, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-// TempDirIn is the Options.TempDir that platback's sidecar and workers use
-// inside their restic cache directory (a volume): cacheDir/tmp, or "" (the
-// system's) without one.
-func TempDirIn(cacheDir string) string {
-	if cacheDir == "" {
-		return ""
-	}
-	return filepath.Join(cacheDir, "tmp")
 }
 
 // Location returns the parsed repository URL.

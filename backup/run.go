@@ -134,9 +134,6 @@ func (r *Repo) environ() []string {
 	if r.opts.Owner != "" {
 		env = append(env, "USER="+r.opts.Owner)
 	}
-	if r.opts.TempDir != "" {
-		env = append(env, "TMPDIR="+r.opts.TempDir)
-	}
 	// Ask restic for status lines as often as they are logged, no more.
 	fps := min(max(1/r.opts.ProgressEvery.Seconds(), 1.0/60), 10)
 	return append(env, "RESTIC_REPOSITORY="+r.url, "RESTIC_PROGRESS_FPS="+strconv.FormatFloat(fps, 'f', 4, 64))

@@ -198,7 +198,7 @@ func (rn *Runner) openCopy(ctx context.Context, s *Session) (*backup.Repo, error
 		return nil, s.copy.err
 	}
 	return backup.Open(ctx, s.copy.url, backup.Options{
-		Restic: rn.Restic, Env: s.copy.env, Host: s.Host, CacheDir: rn.Config.CacheDir, TempDir: backup.TempDirIn(rn.Config.CacheDir),
+		Restic: rn.Restic, Env: s.copy.env, Host: s.Host, CacheDir: rn.Config.CacheDir,
 		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log, Owner: s.owners + "copy",
 		Timeouts: backup.Timeouts{Backup: rn.Config.BackupTimeout},
 	})

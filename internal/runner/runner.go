@@ -347,7 +347,7 @@ func (rn *Runner) Open(ctx context.Context, o OpenOptions) (*Session, []string, 
 	withRegion(env, rn.Config.Region)
 	second := rn.copyTarget(env, url, self)
 	repo, err := backup.Open(ctx, url, backup.Options{
-		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir, TempDir: backup.TempDirIn(rn.Config.CacheDir),
+		Restic: rn.Restic, Env: env, Host: host, CacheDir: rn.Config.CacheDir,
 		CreateBucket: rn.Config.CreateBucket, Logger: rn.Log, Owner: owner,
 		Timeouts: backup.Timeouts{Backup: rn.Config.BackupTimeout},
 		// The dump producer (`sidecar dump`) talks to the Docker engine.

@@ -156,7 +156,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, logOut io.Writer, r
 func run(ctx context.Context, req Request, restic string, log *slog.Logger, done func(Response)) {
 	start := time.Now()
 	opts := backup.Options{
-		Restic: restic, Env: req.Env, Host: req.Host, CacheDir: req.CacheDir, TempDir: backup.TempDirIn(req.CacheDir), Logger: log, Owner: req.Owner,
+		Restic: restic, Env: req.Env, Host: req.Host, CacheDir: req.CacheDir, Logger: log, Owner: req.Owner,
 		Timeouts: backup.Timeouts{Backup: req.Timeout, Restore: req.Timeout},
 	}
 	if req.ResticVersion != "" && req.ResticPath != "" {

@@ -137,30 +137,6 @@ func TestServeTrustsTheSidecarsVersionCheck(t *testing.T) {
 	assert.Equal(t, "backup backup version backup backup", calls(), logs)
 }
 
-// A worker's restic keeps its temporary files in the cache directory the
-// sidecar gives it (a volume), not in the container's own /tmp.
-func TestServeTempDirOnTheCacheVolume(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "tmpdirs.log")
-	bin := filepath.Join(dir, "restic")
-	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\necho \"$1 $TMPDIR\" >> '"+log+"'\nexec '"+testbed.Tool(t, "restic")+"' \"$@\"\n"), 0o755))
-	repoDir := filepath.Join(t.TempDir(), "repo")
-	env := map[string]string{"RESTIC_PASSWORD": "worker-tmpdir"}
-	r, err := backup.Open(ctx, repoDir, backup.Options{Restic: testbed.Tool(t, "restic"), Env: env, Host: "h"})
-	require.NoError(t, err)
-	_, err = r.EnsureRepo(ctx)
-	require.NoError(t, err)
-	cache := filepath.Join(dir, "cache")
-	req := Request{Op: OpBackup, Repository: repoDir, Env: env, Host: "h", Timeout: time.Minute, CacheDir: cache,
-		Backups: []BackupJob{{Path: t.TempDir()}}, ResticVersion: r.Version, ResticPath: bin}
-	resp, logs := serve(t, req, bin)
-	require.NoError(t, resp.Err(), logs)
-	b, err := os.ReadFile(log)
-	require.NoError(t, err)
-	assert.Equal(t, "backup "+filepath.Join(cache, "tmp"), strings.TrimSpace(string(b)))
-}
-
 // serve runs Serve as the sidecar drives it for one job: the job on stdin,
 // which stays open until the result is in.
 func serve(t *testing.T, req Request, restic string) (Response, string) {
