@@ -224,24 +224,7 @@ func TestRetentionOneCallLeavesFailedTargets(t *testing.T) {
 	assert.Equal(t, 1, count(data.Path))
 	assert.Equal(t, 1, count(web.Path))
 	assert.Equal(t, 4, count(failed.Path), "the failed target keeps every snapshot")
-	snapshots := func(path string) float64 {
-		families, err := m.Registry.Gather()
-		require.NoError(t, err)
-		for _, f := range families {
-			if f.GetName() != "platback_snapshots" {
-				continue
-			}
-			for _, mt := range f.GetMetric() {
-				for _, l := range mt.GetLabel() {
-					if l.GetName() == "target" && l.GetValue() == path {
-						return mt.GetGauge().GetValue()
-					}
-				}
-			}
-		}
-		return -1
-	}
-	assert.Equal(t, []float64{1, 4, 1}, []float64{snapshots(data.Path), snapshots(failed.Path), snapshots(web.Path)})
+	assert.Equal(t, []float64{1, 4, 1}, []float64{snapshotMetric(t, m, data.Path), snapshotMetric(t, m, failed.Path), snapshotMetric(t, m, web.Path)})
 
 	before = len(calls())
 	require.Empty(t, rn.Retention(ctx, s, []discover.Target{data, failed, web}))
