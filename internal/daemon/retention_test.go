@@ -34,7 +34,7 @@ func TestScheduledRetentionTakesTheRunLock(t *testing.T) {
 	require.NoError(t, err)
 	creds, err := vaultcreds.NewSource(cfg.Credentials)
 	require.NoError(t, err)
-	disc, err := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: cfg.Project}})
+	disc, err := discover.New(cli, discover.Options{Self: discover.SelfOptions{Project: cfg.Project, MountInfoPath: "/nonexistent", Hostname: "laptop"}}) // the test runs on the host: its mounts and name must not make a running container "the sidecar"
 	require.NoError(t, err)
 	log := slog.New(slog.DiscardHandler)
 	rn := &runner.Runner{Config: cfg, Docker: cli, Discover: disc, Creds: creds, Restic: cfg.Restic,
