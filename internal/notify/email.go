@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"net/smtp"
 	"net/url"
@@ -172,7 +173,7 @@ func (e *email) mail(c *smtp.Client, to, subject, text string) error {
 		boundary := hex.EncodeToString(r[:])
 		fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=%s\r\n\r\n", boundary)
 		fmt.Fprintf(&b, "--%s\r\nContent-Type: %s\r\n\r\n%s\r\n", boundary, plain, text)
-		fmt.Fprintf(&b, "--%s\r\nContent-Type: text/html; charset=\"UTF-8\"\r\n\r\n<pre>%s</pre>\r\n--%s--\r\n", boundary, htmlEscape(text), boundary)
+		fmt.Fprintf(&b, "--%s\r\nContent-Type: text/html; charset=\"UTF-8\"\r\n\r\n<pre>%s</pre>\r\n--%s--\r\n", boundary, html.EscapeString(text), boundary)
 	} else {
 		fmt.Fprintf(&b, "Content-Type: %s\r\n\r\n%s\r\n", plain, text)
 	}
@@ -186,7 +187,3 @@ func (e *email) mail(c *smtp.Client, to, subject, text string) error {
 func headerValue(s string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 }
-
-var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
-
-func htmlEscape(s string) string { return htmlEscaper.Replace(s) }

@@ -29,22 +29,19 @@ type webhook struct {
 }
 
 func newWebhook(u *url.URL, custom bool) (*webhook, error) {
-	var cfg *generic.Config
+	// As shoutrrr's router does, but with the concrete type: a
+	// types.Service holding it would link its sender (see services.go).
+	svc := &generic.Service{}
 	if custom {
-		target := *u
-		target.Scheme = strings.TrimPrefix(target.Scheme, generic.Scheme+"+")
-		c, _, err := generic.ConfigFromWebhookURL(target)
-		if err != nil {
+		var err error
+		if u, err = svc.GetConfigURLFromCustom(u); err != nil {
 			return nil, fmt.Errorf("%w: %w", errCustomURLConvert, err)
 		}
-		cfg = c
-	} else {
-		svc := &generic.Service{}
-		if err := svc.Initialize(u, nil); err != nil {
-			return nil, fmt.Errorf("%w: %w", errServiceInitialize, err)
-		}
-		cfg = svc.Config
 	}
+	if err := svc.Initialize(u, nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", errServiceInitialize, err)
+	}
+	cfg := svc.Config
 	w := &webhook{url: cfg.WebhookURL(), method: cfg.RequestMethod, contentType: cfg.ContentType,
 		titleKey: cfg.TitleKey, messageKey: cfg.MessageKey, headers: map[string]string{}, extra: map[string]string{}}
 	switch cfg.Template {
@@ -70,7 +67,7 @@ func newWebhook(u *url.URL, custom bool) (*webhook, error) {
 }
 
 func (w *webhook) send(ctx context.Context, m Message, timeout time.Duration) error {
-	body := []byte(m.Text)
+	body := m.Text
 	if w.json {
 		payload := map[string]string{w.messageKey: m.Text}
 		if m.Title != "" {
@@ -79,14 +76,15 @@ func (w *webhook) send(ctx context.Context, m Message, timeout time.Duration) er
 		for k, v := range w.extra { // as shoutrrr: the URL's values win
 			payload[k] = v
 		}
-		var err error
-		if body, err = json.Marshal(payload); err != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
 			return err
 		}
+		body = string(b)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, w.method, w.url.String(), strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, w.method, w.url.String(), strings.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook request: %w", err)
 	}
