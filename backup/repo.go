@@ -206,23 +206,50 @@ func (r *Repo) resticVersion(ctx context.Context) (string, error) {
 	}
 	key := binaryFile{path: r.bin, size: st.Size(), modTime: st.ModTime()}
 	if v, ok := checkedVersions.Load(key); ok {
-		if _, kept := r.cachedVersion(key); !kept {
-			// Checked before this Open had a cache directory (a daemon's
-			// start-up): tell the processes that share it.
-			r.cacheVersion(key, v.(string))
-		}
+		// Checked before, maybe by an Open without this cache directory (a
+		// daemon's start-up): make sure the processes sharing it know.
+		r.keepVersion(key, v.(string))
 		return v.(string), nil
 	}
 	if v, ok := r.cachedVersion(key); ok {
 		checkedVersions.Store(key, v)
+		keptVersions.Store(keptVersion{key, r.opts.CacheDir}, true)
 		return v, nil
 	}
 	v, err := r.runVersion(ctx)
 	if err == nil {
 		checkedVersions.Store(key, v)
-		r.cacheVersion(key, v)
+		r.keepVersion(key, v)
 	}
 	return v, err
+}
+
+// keptVersions holds the cache directories this process found or wrote a
+// binary file's version in, so that a daemon reads versionFile once, not
+// at every run.
+var keptVersions sync.Map // keptVersion → true
+
+type keptVersion struct {
+	file binaryFile
+	dir  string
+}
+
+// keepVersion makes sure versionFile in the cache directory holds v for
+// key.
+func (r *Repo) keepVersion(key binaryFile, v string) {
+	if r.opts.CacheDir == "" {
+		return
+	}
+	k := keptVersion{key, r.opts.CacheDir}
+	if _, ok := keptVersions.Load(k); ok {
+		return
+	}
+	if _, ok := r.cachedVersion(key); !ok {
+		if !r.cacheVersion(key, v) {
+			return
+		}
+	}
+	keptVersions.Store(k, true)
 }
 
 // versionFile is where Options.CacheDir remembers the last binary file
@@ -255,24 +282,23 @@ func (r *Repo) cachedVersion(key binaryFile) (string, bool) {
 	return v, err == nil
 }
 
-// cacheVersion writes versionFile (atomically; a failure only costs a
-// `restic version` next time).
-func (r *Repo) cacheVersion(key binaryFile, v string) {
-	if r.opts.CacheDir == "" {
-		return
-	}
+// cacheVersion writes versionFile atomically and reports whether it did
+// (a failure only costs a `restic version` next time).
+func (r *Repo) cacheVersion(key binaryFile, v string) bool {
 	b, _ := json.Marshal(cachedVersion{Path: key.path, Size: key.size, ModTimeNS: key.modTime.UnixNano(), Version: v})
 	tmp, err := os.CreateTemp(r.opts.CacheDir, versionFile+".*")
 	if err != nil {
 		r.log.Debug("could not remember the restic version", "err", err)
-		return
+		return false
 	}
 	_, werr := tmp.Write(b)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr, os.Rename(tmp.Name(), filepath.Join(r.opts.CacheDir, versionFile))); err != nil {
 		_ = os.Remove(tmp.Name())
 		r.log.Debug("could not remember the restic version", "err", err)
+		return false
 	}
+	return true
 }
 
 func (r *Repo) runVersion(ctx context.Context) (string, error) {
